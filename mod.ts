@@ -1,0 +1,49 @@
+/**
+ * wsport: WebSocket servers for Deno and Bun on web-standard APIs.
+ *
+ * A connection you iterate, `send()` with backpressure, limits that keep
+ * memory bounded, a handshake hook, and graceful shutdown by `AbortSignal`.
+ *
+ * @example Echo server
+ * ```ts
+ * import { serve } from "./mod.ts";
+ *
+ * const server = serve(async (ws) => {
+ *   for await (const message of ws) await ws.send(message);
+ * }, { port: 0 });
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+export { Connection, type ConnectionInit, type RecvOptions, type RemoteAddress } from "./src/connection.ts";
+export {
+  type CloseInfo,
+  ConnectionClosed,
+  ConnectionClosedError,
+  ConnectionClosedOK,
+  InvalidOption,
+} from "./src/errors.ts";
+export type { LimitCloseReason, RefusalReason, ServerCounters } from "./src/counters.ts";
+export { DEFAULT_LIMITS, type LimitOptions, type ResolvedLimits, type WriteLimit } from "./src/options.ts";
+export type { OriginPolicy } from "./src/handshake.ts";
+export type { Message, OutgoingData, Transport } from "./src/transport.ts";
+export type {
+  Adapter,
+  FetchHandler,
+  ListenAddress,
+  Listener,
+  ListenOptions,
+  PendingUpgrade,
+} from "./src/adapter.ts";
+export type { BunServerWebSocket, BunWebSocketHandlers } from "./src/adapters/bun_types.ts";
+export {
+  type CloseOptions,
+  createServer,
+  type Handler,
+  type HandshakeContext,
+  type ProcessRequestResult,
+  type ServerOptions,
+  WebSocketServer,
+} from "./src/server.ts";
+export { serve, type ServeOptions, Server } from "./src/serve.ts";

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Runs the whole suite on every runtime and prints one total line:
+// "N passed, N failed". Installs what is missing first (npm ci; Debian
+// packages when root), or stops with a message naming what is missing.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const filter = process.argv.slice(2);
+
+function ensureNodeModules() {
+  if (existsSync(bin("deno")) && existsSync(bin("bun"))) return;
+  console.log("test: node_modules is missing; running npm ci");
+  const result = spawnSync("npm", ["ci"], { cwd: root, stdio: "inherit" });
+  if (result.status !== 0) {
+    console.error("test: npm ci failed; run it by hand and try again");
+    process.exit(1);
+  }
+}
+
+/** Runs a command, echoing its output, and returns the output. */
+function run(command, args, env = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    const onData = (stream) => (chunk) => {
+      output += chunk;
+      stream.write(chunk);
+    };
+    child.stdout.on("data", onData(process.stdout));
+    child.stderr.on("data", onData(process.stderr));
+    child.on("close", (code) => resolve({ code, output }));
+  });
+}
+
+function count(output, pattern) {
+  let total = 0;
+  for (const match of output.matchAll(pattern)) total += Number(match[1]);
+  return total;
+}
+
+ensureNodeModules();
+const files = filter.length > 0 ? filter : ["tests/"];
+const results = [];
+
+const deno = await run(bin("deno"), ["test", "-A", "--no-check", ...files]);
+const denoPassed = count(deno.output, /\| (\d+) passed/g);
+const denoFailed = count(deno.output, /\| (\d+) failed/g);
+results.push({ runtime: "deno", passed: denoPassed, failed: denoFailed || (deno.code !== 0 ? 1 : 0) });
+
+const bunFiles = files.map((file) => (file.startsWith(".") || file.startsWith("/") ? file : `./${file}`));
+const bun = await run(bin("bun"), ["test", "--timeout", "60000", ...bunFiles]);
+const bunPassed = count(bun.output, /^\s*(\d+) pass$/gm);
+const bunFailed = count(bun.output, /^\s*(\d+) fail$/gm);
+results.push({ runtime: "bun", passed: bunPassed, failed: bunFailed || (bun.code !== 0 ? 1 : 0) });
+
+let passed = 0;
+let failed = 0;
+console.log("\n--- summary ---");
+for (const result of results) {
+  console.log(`${result.runtime}: ${result.passed} passed, ${result.failed} failed`);
+  passed += result.passed;
+  failed += result.failed;
+}
+if (passed === 0) failed += 1; // a run that ran nothing is a failure
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,82 @@
+/**
+ * What a runtime adapter provides to the core. Adapters translate; the core
+ * decides. Each adapter is a few dozen lines in `src/adapters/`.
+ *
+ * @module
+ */
+import type { Connection, RemoteAddress } from "./connection.ts";
+import type { ResolvedLimits } from "./options.ts";
+import type { Transport } from "./transport.ts";
+
+/** An accepted handshake waiting for the runtime to open the socket. */
+export interface PendingUpgrade {
+  /** The subprotocol to answer with, "" for none. */
+  readonly protocol: string;
+  /** Extra response headers, as pairs. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** The connection, once `accept` has made it. */
+  connection: Connection | undefined;
+  /**
+   * Called by the adapter when the runtime opened the socket: makes the
+   * connection (setting `connection` before any user code runs) and starts
+   * the handler. `request` replaces the upgrade request where the runtime
+   * frees it once the upgrade response is sent (Deno).
+   */
+  accept(transport: Transport, request?: Request): Connection;
+  /** Called by the adapter when the socket closed before it opened. */
+  abandon(): void;
+}
+
+/** The address a listener is bound to. */
+export interface ListenAddress {
+  /** The bound host name or IP. */
+  hostname: string;
+  /** The bound port (the real one when 0 was asked for). */
+  port: number;
+}
+
+/** A listening HTTP server started by an adapter. */
+export interface Listener {
+  /** Where it listens. */
+  readonly addr: ListenAddress;
+  /** Stops accepting TCP connections where the runtime can do so without dropping open WebSockets. */
+  stopAccepting(): void;
+  /** Stops the server and drops every connection still open. */
+  stop(): Promise<void>;
+}
+
+/** Options an adapter needs to listen. */
+export interface ListenOptions {
+  /** Host name to bind; default `localhost` where the runtime allows, else `0.0.0.0`. */
+  hostname?: string;
+  /** Port to bind; 0 picks a free one. */
+  port?: number;
+}
+
+/** The request handler a listener serves. */
+export type FetchHandler = (
+  request: Request,
+  context: unknown,
+) => Response | undefined | Promise<Response | undefined>;
+
+/** A runtime adapter. */
+export interface Adapter {
+  /** The runtime's name, for messages. */
+  readonly runtime: string;
+  /** Where the request came from; `context` is what the runtime passed to its fetch handler. */
+  remoteAddress(request: Request, context: unknown): RemoteAddress;
+  /** Upgrades a validated request; returns the 101 response, or `undefined` where the runtime answers itself. */
+  upgrade(
+    request: Request,
+    context: unknown,
+    pending: PendingUpgrade,
+    limits: ResolvedLimits,
+  ): Response | undefined;
+  /** Starts an HTTP server whose requests go to `fetch`. */
+  listen(
+    fetch: FetchHandler,
+    options: ListenOptions,
+    limits: ResolvedLimits,
+    onListen: (addr: ListenAddress) => void,
+  ): Listener;
+}

@@ -1,0 +1,117 @@
+/**
+ * Bun adapter: `Bun.serve`, `server.upgrade` and the `websocket` handlers
+ * translated to core events.
+ *
+ * Bun's uWebSockets core enforces `maxMessageSize` itself (its close event
+ * then says 1006 "Received too big message" while the peer receives 1009; the
+ * adapter reports 1009), signals drain natively, and can drop TCP.
+ *
+ * @module
+ */
+import type { Adapter, PendingUpgrade } from "../adapter.ts";
+import type { ResolvedLimits } from "../options.ts";
+import type { OutgoingData, Transport } from "../transport.ts";
+import type { BunGlobal, BunServer, BunServerWebSocket, BunWebSocketHandlers } from "./bun_types.ts";
+
+type Socket = BunServerWebSocket<PendingUpgrade>;
+
+class BunTransport implements Transport {
+  readonly emitsDrain = true;
+  readonly enforcesMaxMessageSize = true;
+  #ws: Socket;
+
+  constructor(ws: Socket) {
+    this.#ws = ws;
+  }
+  send(data: OutgoingData): void {
+    this.#ws.send(data);
+  }
+  close(code: number, reason: string): void {
+    this.#ws.close(code, reason);
+  }
+  terminate(): boolean {
+    this.#ws.terminate();
+    return true;
+  }
+  get bufferedAmount(): number {
+    return this.#ws.getBufferedAmount();
+  }
+}
+
+/** Bun's close reason when uWebSockets refuses a message over `maxPayloadLength`. */
+const TOO_BIG_REASON = "Received too big message";
+
+/**
+ * The `websocket` handlers to pass to `Bun.serve` beside a wsport `fetch`.
+ * Limits are per server in Bun, so they are fixed here.
+ */
+export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandlers<PendingUpgrade> {
+  return {
+    maxPayloadLength: limits.maxMessageSize,
+    // Bun counts whole seconds, from 0 (off) to 960.
+    idleTimeout: Math.min(960, Math.ceil(limits.idleTimeout / 1000)),
+    sendPings: true,
+    // wsport's writeLimit governs; Bun must never drop a send on its own.
+    backpressureLimit: 2 ** 31 - 1,
+    closeOnBackpressureLimit: false,
+    perMessageDeflate: false,
+    open(ws) {
+      ws.binaryType = "uint8array";
+      ws.data.accept(new BunTransport(ws));
+    },
+    message(ws, message) {
+      ws.data.connection!.handleMessage(message);
+    },
+    drain(ws) {
+      ws.data.connection?.handleDrain();
+    },
+    close(ws, code, reason) {
+      const connection = ws.data.connection;
+      if (!connection) return ws.data.abandon();
+      if (code === 1006 && reason === TOO_BIG_REASON) {
+        connection.handleTooBig();
+        code = 1009;
+      }
+      connection.handleClose(code, reason);
+    },
+  };
+}
+
+/** The Bun adapter. */
+export const bunAdapter: Adapter = {
+  runtime: "bun",
+  remoteAddress(request, context) {
+    const ip = (context as BunServer | undefined)?.requestIP?.(request);
+    return { hostname: ip?.address ?? "", port: ip?.port ?? 0 };
+  },
+  upgrade(request, context, pending) {
+    const server = context as BunServer | undefined;
+    if (typeof server?.upgrade !== "function") {
+      throw new TypeError("wsport on Bun: pass Bun's server as fetch's second argument");
+    }
+    const headers = new Headers(pending.headers as [string, string][]);
+    // Bun echoes the first offered subprotocol unless told otherwise; "" sends none.
+    headers.set("sec-websocket-protocol", pending.protocol);
+    if (!server.upgrade(request, { headers, data: pending })) {
+      pending.abandon();
+      return new Response("400 Bad Request: the upgrade failed\n", { status: 400 });
+    }
+    return undefined;
+  },
+  listen(fetch, options, limits, onListen) {
+    const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
+    const server = Bun.serve({
+      hostname: options.hostname ?? "localhost",
+      port: options.port ?? 8000,
+      fetch: (request, server) => fetch(request, server),
+      websocket: bunWebSocketHandlers(limits) as unknown as BunWebSocketHandlers<never>,
+    });
+    const addr = { hostname: server.hostname, port: server.port };
+    onListen(addr);
+    return {
+      addr,
+      stopAccepting: () => void server.stop(false),
+      stop: async () => await server.stop(true),
+    };
+  },
+};

@@ -1,0 +1,68 @@
+/**
+ * The parts of Bun's API the Bun adapter uses, declared here so that the
+ * project type-checks with `deno check` without Bun's type package.
+ *
+ * @module
+ */
+
+/** Bun's `ServerWebSocket`, as far as wsport uses it. */
+export interface BunServerWebSocket<T> {
+  /** What `server.upgrade` attached. */
+  readonly data: T;
+  /** How binary messages are delivered. */
+  binaryType: string;
+  /** Sends a frame: bytes sent, -1 if buffered, 0 if dropped. */
+  send(data: string | ArrayBuffer | ArrayBufferView): number;
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void;
+  /** Drops TCP without a handshake. */
+  terminate(): void;
+  /** Bytes buffered for sending. */
+  getBufferedAmount(): number;
+}
+
+/** Bun's `Server`, as far as wsport uses it. */
+export interface BunServer {
+  readonly hostname: string;
+  readonly port: number;
+  upgrade(request: Request, options: { headers?: HeadersInit; data?: unknown }): boolean;
+  requestIP(request: Request): { address: string; port: number } | null;
+  stop(closeActiveConnections?: boolean): Promise<void> | void;
+}
+
+/** The `websocket` handlers object of `Bun.serve`. */
+export interface BunWebSocketHandlers<T> {
+  /** Largest message in bytes; Bun closes with 1009 past it. */
+  maxPayloadLength: number;
+  /** Seconds of silence before Bun closes the socket (0 = never). */
+  idleTimeout: number;
+  /** Whether Bun pings idle peers. */
+  sendPings: boolean;
+  /** Bytes Bun buffers before it drops sends. */
+  backpressureLimit: number;
+  /** Whether Bun closes a socket over `backpressureLimit`. */
+  closeOnBackpressureLimit: boolean;
+  /** Whether permessage-deflate is offered. */
+  perMessageDeflate: boolean;
+  /** A socket opened. */
+  open(ws: BunServerWebSocket<T>): void;
+  /** A message arrived. */
+  message(ws: BunServerWebSocket<T>, message: string | Uint8Array): void;
+  /** The send buffer drained. */
+  drain(ws: BunServerWebSocket<T>): void;
+  /** A socket closed. */
+  close(ws: BunServerWebSocket<T>, code: number, reason: string): void;
+}
+
+/** `Bun.serve`'s options, as far as wsport uses them. */
+export interface BunServeOptions {
+  hostname?: string;
+  port?: number;
+  fetch(request: Request, server: BunServer): Response | undefined | Promise<Response | undefined>;
+  websocket: BunWebSocketHandlers<never>;
+}
+
+/** The `Bun` global, as far as wsport uses it. */
+export interface BunGlobal {
+  serve(options: BunServeOptions): BunServer;
+}

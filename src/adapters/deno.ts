@@ -1,0 +1,91 @@
+/**
+ * Deno adapter: `Deno.serve` and `Deno.upgradeWebSocket` translated to core events.
+ *
+ * Deno's server socket is a standard `WebSocket`: it has no drain event (the
+ * core polls its exact `bufferedAmount`), no message size limit of wsport's
+ * choosing (the core checks sizes), and no way to drop TCP (a peer that never
+ * answers a close frame is released by the core after `closeTimeout`; Deno
+ * frees the socket when the server stops or the peer leaves).
+ *
+ * @module
+ */
+import type { Adapter, PendingUpgrade } from "../adapter.ts";
+import type { Connection } from "../connection.ts";
+import type { ResolvedLimits } from "../options.ts";
+import type { OutgoingData, Transport } from "../transport.ts";
+
+class DenoTransport implements Transport {
+  readonly emitsDrain = false;
+  readonly enforcesMaxMessageSize = false;
+  #socket: WebSocket;
+
+  constructor(socket: WebSocket) {
+    this.#socket = socket;
+  }
+  send(data: OutgoingData): void {
+    if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(data);
+  }
+  close(code: number, reason: string): void {
+    this.#socket.close(code, reason);
+  }
+  terminate(): boolean {
+    return false;
+  }
+  get bufferedAmount(): number {
+    return this.#socket.bufferedAmount;
+  }
+}
+
+function upgrade(
+  request: Request,
+  _context: unknown,
+  pending: PendingUpgrade,
+  limits: ResolvedLimits,
+): Response {
+  // Deno frees the request once it is upgraded; the connection keeps a copy.
+  const kept = new Request(request.url, { method: request.method, headers: request.headers });
+  const { socket, response } = Deno.upgradeWebSocket(request, {
+    protocol: pending.protocol || undefined,
+    idleTimeout: Math.ceil(limits.idleTimeout / 1000),
+  });
+  for (const [name, value] of pending.headers) response.headers.set(name, value);
+  socket.binaryType = "arraybuffer";
+  let connection: Connection | undefined;
+  socket.onopen = () => {
+    connection = pending.accept(new DenoTransport(socket), kept);
+  };
+  socket.onmessage = (event) => {
+    const data = event.data;
+    connection!.handleMessage(typeof data === "string" ? data : new Uint8Array(data));
+  };
+  socket.onclose = (event) => {
+    if (connection) connection.handleClose(event.code, event.reason);
+    else pending.abandon();
+  };
+  // Errors are always followed by a close event, which is where the core learns of them.
+  socket.onerror = (event) => event.preventDefault();
+  return response;
+}
+
+/** The Deno adapter. */
+export const denoAdapter: Adapter = {
+  runtime: "deno",
+  remoteAddress(_request, context) {
+    const addr = (context as Deno.ServeHandlerInfo<Deno.NetAddr> | undefined)?.remoteAddr;
+    return { hostname: addr?.hostname ?? "", port: addr?.port ?? 0 };
+  },
+  upgrade,
+  listen(fetch, options, _limits, onListen) {
+    const server = Deno.serve({
+      hostname: options.hostname ?? "localhost",
+      port: options.port ?? 8000,
+      onListen: (addr) => onListen({ hostname: addr.hostname, port: addr.port }),
+    }, (request, info) => fetch(request, info) as Response | Promise<Response>);
+    return {
+      addr: { hostname: server.addr.hostname, port: server.addr.port },
+      // Deno's shutdown() drops upgraded sockets, so accepting stops in the core (503) until the drain ends.
+      stopAccepting() {},
+      stop: () => server.shutdown(),
+    };
+  },
+};

@@ -1,0 +1,404 @@
+/**
+ * The connection a handler receives: a state machine fed by transport events.
+ *
+ * It knows no runtime. An adapter creates it over a {@linkcode Transport} and
+ * feeds it `handleMessage`, `handleClose` and `handleDrain`.
+ *
+ * @module
+ */
+import { type CloseInfo, ConnectionClosed, ConnectionClosedOK } from "./errors.ts";
+import type { ServerCounters } from "./counters.ts";
+import type { ResolvedLimits } from "./options.ts";
+import type { Message, OutgoingData, Transport } from "./transport.ts";
+
+/** Where a peer connected from. */
+export interface RemoteAddress {
+  /** IP address of the peer ("" where the runtime does not tell). */
+  hostname: string;
+  /** TCP port of the peer (0 where the runtime does not tell). */
+  port: number;
+}
+
+/** What the connection needs from the server that owns it. */
+export interface ConnectionContext {
+  /** Limits with defaults filled in, shared by every connection of a server. */
+  readonly limits: ResolvedLimits;
+  /** The server's counters, where limit closes are recorded. */
+  readonly counters: ServerCounters;
+  /** Called once, when the connection has closed. */
+  connectionClosed(connection: Connection): void;
+}
+
+/** What a connection is created with. */
+export interface ConnectionInit<Data> {
+  /** The upgrade request. */
+  request: Request;
+  /** Where the peer connected from. */
+  remoteAddress: RemoteAddress;
+  /** The negotiated subprotocol, "" if none. */
+  protocol: string;
+  /** What the handshake hook attached. */
+  data: Data;
+  /** Route parameters, if the connection was routed by path. */
+  params?: Record<string, string | undefined>;
+}
+
+/** Options for {@linkcode Connection.recv}. */
+export interface RecvOptions {
+  /** Stops waiting when aborted; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+/** Close codes an endpoint may send (RFC 6455 §7.4.1 and the IANA registry). */
+function isSendableCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const noop = () => {};
+const encoder = new TextEncoder();
+
+/** UTF-8 size of a text message, computed only when the length alone cannot decide. */
+function textExceeds(text: string, max: number): boolean {
+  if (text.length > max) return true; // every UTF-16 unit is at least one byte
+  if (text.length * 3 <= max) return false; // and at most three
+  return encoder.encode(text).byteLength > max;
+}
+
+/** A promise whose rejection is reported only if someone awaits it. */
+function quietReject<T>(error: unknown): Promise<T> {
+  const promise = Promise.reject(error);
+  promise.catch(noop);
+  return promise;
+}
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  /** Resolve with an iterator result instead of the message. */
+  iterating: boolean;
+}
+
+/**
+ * A WebSocket connection: iterate it, `recv()` from it, `send()` to it.
+ *
+ * @example Echo every message
+ * ```ts
+ * import { serve } from "../mod.ts";
+ *
+ * const server = serve(async (ws) => {
+ *   for await (const message of ws) await ws.send(message);
+ * }, { port: 0 });
+ * await server.close();
+ * ```
+ */
+export class Connection<Data = unknown> implements AsyncIterable<Message> {
+  /** The HTTP request that asked for the upgrade. */
+  readonly request: Request;
+  /** Where the peer connected from. */
+  readonly remoteAddress: RemoteAddress;
+  /** The negotiated subprotocol, "" if none. */
+  readonly protocol: string;
+  /** What `processRequest` attached to the handshake; yours to change. */
+  data: Data;
+  /** Route parameters when the connection was routed by path, else `{}`. */
+  readonly params: Record<string, string | undefined>;
+
+  #transport: Transport;
+  #context: ConnectionContext;
+  #state = OPEN;
+  #queue: Message[] = [];
+  #waiters: Waiter[] = [];
+  #drainWaiters: PromiseWithResolvers<void>[] = [];
+  #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #closeInfo: CloseInfo | undefined;
+  #closedPromise: PromiseWithResolvers<CloseInfo> | undefined;
+  #controller: AbortController | undefined;
+  #url: URL | undefined;
+  #id: string | undefined;
+  #readable: ReadableStream<Message> | undefined;
+  #writable: WritableStream<OutgoingData> | undefined;
+
+  /** Creates a connection over a transport. Adapters call this; handlers receive it. */
+  constructor(transport: Transport, context: ConnectionContext, init: ConnectionInit<Data>) {
+    this.#transport = transport;
+    this.#context = context;
+    this.request = init.request;
+    this.remoteAddress = init.remoteAddress;
+    this.protocol = init.protocol;
+    this.data = init.data;
+    this.params = init.params ?? {};
+  }
+
+  /** A unique id for this connection (a random UUID, made on first use). */
+  get id(): string {
+    return this.#id ??= crypto.randomUUID();
+  }
+
+  /** The upgrade request's URL, parsed. */
+  get url(): URL {
+    return this.#url ??= new URL(this.request.url);
+  }
+
+  /** `"open"`, `"closing"` (close frame sent, waiting for the peer) or `"closed"`. */
+  get readyState(): "open" | "closing" | "closed" {
+    return this.#state === OPEN ? "open" : this.#state === CLOSING ? "closing" : "closed";
+  }
+
+  /** Bytes queued for sending and not yet written. */
+  get bufferedAmount(): number {
+    return this.#state === CLOSED ? 0 : this.#transport.bufferedAmount;
+  }
+
+  /** Aborted when the connection closes; its reason is a {@linkcode ConnectionClosed}. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#closeInfo) this.#controller.abort(ConnectionClosed.from(this.#closeInfo));
+    }
+    return this.#controller.signal;
+  }
+
+  /** Resolves with the close code and reason once the connection has closed. Never rejects. */
+  get closed(): Promise<CloseInfo> {
+    if (this.#closeInfo) return Promise.resolve(this.#closeInfo);
+    return (this.#closedPromise ??= Promise.withResolvers<CloseInfo>()).promise;
+  }
+
+  /**
+   * Returns the next message. Messages that arrived before the close are
+   * still returned; after them it rejects with {@linkcode ConnectionClosed}.
+   */
+  recv(options?: RecvOptions): Promise<Message> {
+    return this.#next(false, options?.signal) as Promise<Message>;
+  }
+
+  /** Iterates messages until the peer closes; throws `ConnectionClosedError` on an abnormal close. */
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return {
+      next: () => this.#next(true, undefined) as Promise<IteratorResult<Message>>,
+      return: () => Promise.resolve({ done: true, value: undefined }),
+    };
+  }
+
+  #next(iterating: boolean, signal: AbortSignal | undefined): Promise<unknown> {
+    if (this.#queue.length > 0) {
+      const value = this.#queue.shift()!;
+      return Promise.resolve(iterating ? { done: false, value } : value);
+    }
+    if (this.#closeInfo) return this.#settleAfterClose(iterating);
+    signal?.throwIfAborted();
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>();
+    const waiter: Waiter = { resolve, reject, iterating };
+    this.#waiters.push(waiter);
+    if (signal) {
+      const onAbort = () => {
+        const index = this.#waiters.indexOf(waiter);
+        if (index >= 0) this.#waiters.splice(index, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      const cleanup = () => signal.removeEventListener("abort", onAbort);
+      promise.then(cleanup, cleanup);
+    }
+    return promise;
+  }
+
+  #settleAfterClose(iterating: boolean): Promise<unknown> {
+    const error = ConnectionClosed.from(this.#closeInfo!);
+    if (iterating && error instanceof ConnectionClosedOK) {
+      return Promise.resolve({ done: true, value: undefined });
+    }
+    return Promise.reject(error);
+  }
+
+  /**
+   * Sends a text (`string`) or binary message. Resolves at once while fewer
+   * than `writeLimit.high` bytes are buffered; otherwise once the buffer has
+   * drained to `writeLimit.low`. Rejects with {@linkcode ConnectionClosed} if
+   * the connection is or becomes closed; a send that is not awaited never
+   * causes an unhandled rejection.
+   */
+  send(data: OutgoingData): Promise<void> {
+    if (this.#state !== OPEN) return quietReject(this.#closedError());
+    this.#transport.send(data);
+    if (this.#transport.bufferedAmount <= this.#context.limits.writeHigh) return RESOLVED;
+    return this.#waitForDrain();
+  }
+
+  #closedError(): ConnectionClosed {
+    return ConnectionClosed.from(this.#closeInfo ?? { code: 1006, reason: "connection is closing" });
+  }
+
+  #waitForDrain(): Promise<void> {
+    const waiter = Promise.withResolvers<void>();
+    waiter.promise.catch(noop);
+    this.#drainWaiters.push(waiter);
+    if (!this.#transport.emitsDrain) this.#pollDrain();
+    return waiter.promise;
+  }
+
+  /** Polls `bufferedAmount` while a `send()` waits, for runtimes without a drain event. */
+  #pollDrain(): void {
+    if (this.#drainTimer !== undefined) return;
+    const tick = () => {
+      this.#drainTimer = undefined;
+      this.handleDrain();
+      if (this.#drainWaiters.length > 0 && this.#state === OPEN) {
+        this.#drainTimer = setTimeout(tick, 2);
+      }
+    };
+    this.#drainTimer = setTimeout(tick, 2);
+  }
+
+  /**
+   * Starts the closing handshake. Resolves once it has ended: the peer
+   * answered, or `closeTimeout` passed and the connection was dropped.
+   * Calling it again, or after the peer closed, waits for the same end.
+   */
+  close(code = 1000, reason = ""): Promise<void> {
+    if (this.#state === OPEN) {
+      if (!isSendableCode(code)) throw new RangeError(`close code ${code} may not be sent`);
+      if (encoder.encode(reason).byteLength > 123) throw new RangeError("close reason is over 123 bytes");
+      this.#startClosing(code, reason);
+    }
+    return this.closed.then(noop);
+  }
+
+  #startClosing(code: number, reason: string): void {
+    this.#state = CLOSING;
+    this.#rejectDrainWaiters(ConnectionClosed.from({ code, reason }));
+    this.#closeTimer = setTimeout(() => this.#dropAfterTimeout(), this.#context.limits.closeTimeout);
+    // Some runtimes (Bun) report the close synchronously, from inside this call.
+    this.#transport.close(code, reason);
+  }
+
+  #dropAfterTimeout(): void {
+    this.#closeTimer = undefined;
+    if (this.#state === CLOSED) return;
+    this.#context.counters.closed.closeTimeout++;
+    // Where the runtime cannot drop TCP, release the connection ourselves;
+    // the runtime keeps its socket until the peer goes away.
+    if (!this.#transport.terminate()) this.handleClose(1006, "close timeout");
+  }
+
+  /** Closes with a limit's code and counts it. */
+  #closeForLimit(code: number, reason: string, counter: "messageTooBig" | "queueOverflow"): void {
+    this.#context.counters.closed[counter]++;
+    this.#context.counters.droppedMessages++;
+    if (this.#state === OPEN) this.#startClosing(code, reason);
+  }
+
+  /** Adapter event: a message arrived. */
+  handleMessage(message: Message): void {
+    if (this.#state === CLOSED) return;
+    const limits = this.#context.limits;
+    if (!this.#transport.enforcesMaxMessageSize) {
+      const tooBig = typeof message === "string"
+        ? textExceeds(message, limits.maxMessageSize)
+        : message.byteLength > limits.maxMessageSize;
+      if (tooBig) return this.#closeForLimit(1009, "message too big", "messageTooBig");
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter) {
+      waiter.resolve(waiter.iterating ? { done: false, value: message } : message);
+    } else if (this.#queue.length < limits.maxQueue) {
+      this.#queue.push(message);
+    } else {
+      this.#closeForLimit(1013, "message queue full", "queueOverflow");
+    }
+  }
+
+  /** Adapter event: the runtime reported a message over its native size limit. */
+  handleTooBig(): void {
+    this.#context.counters.closed.messageTooBig++;
+    this.#context.counters.droppedMessages++;
+  }
+
+  /** Adapter event: the outgoing buffer drained (or may have). */
+  handleDrain(): void {
+    if (this.#drainWaiters.length === 0) return;
+    if (this.#transport.bufferedAmount > this.#context.limits.writeLow) {
+      if (!this.#transport.emitsDrain || this.#drainTimer === undefined) this.#pollDrain();
+      return;
+    }
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) waiter.resolve();
+  }
+
+  /** Adapter event: the connection closed, with the code and reason the runtime reports. */
+  handleClose(code: number, reason: string): void {
+    if (this.#state === CLOSED) return;
+    this.#state = CLOSED;
+    const info: CloseInfo = { code, reason };
+    this.#closeInfo = info;
+    clearTimeout(this.#closeTimer);
+    clearTimeout(this.#drainTimer);
+    this.#closeTimer = this.#drainTimer = undefined;
+    const error = ConnectionClosed.from(info);
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const waiter of waiters) {
+      if (waiter.iterating && error instanceof ConnectionClosedOK) {
+        waiter.resolve({ done: true, value: undefined });
+      } else {
+        waiter.reject(error);
+      }
+    }
+    this.#rejectDrainWaiters(error);
+    this.#controller?.abort(error);
+    this.#closedPromise?.resolve(info);
+    this.#context.connectionClosed(this);
+  }
+
+  #rejectDrainWaiters(error: ConnectionClosed): void {
+    if (this.#drainWaiters.length === 0) return;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) waiter.reject(error);
+  }
+
+  /**
+   * A `WebSocketStream`-like readable side: the same messages as iteration.
+   * It closes when the peer closes normally and errors otherwise.
+   */
+  get readable(): ReadableStream<Message> {
+    return this.#readable ??= new ReadableStream<Message>({
+      pull: async (controller) => {
+        try {
+          controller.enqueue(await this.recv());
+        } catch (error) {
+          if (error instanceof ConnectionClosedOK) controller.close();
+          else controller.error(error);
+        }
+      },
+      cancel: () => this.close(1000).catch(noop),
+    }, { highWaterMark: 0 });
+  }
+
+  /**
+   * A `WebSocketStream`-like writable side: each chunk is sent with
+   * backpressure; closing the stream closes the connection with 1000.
+   */
+  get writable(): WritableStream<OutgoingData> {
+    return this.#writable ??= new WritableStream<OutgoingData>({
+      write: (chunk) => this.send(chunk),
+      close: () => this.close(1000),
+      abort: () => this.close(1011, "stream aborted").catch(noop),
+    });
+  }
+
+  /** `WebSocketStream`-like: resolves with the protocol once open (a server connection is open from the start). */
+  get opened(): Promise<
+    { protocol: string; readable: ReadableStream<Message>; writable: WritableStream<OutgoingData> }
+  > {
+    return Promise.resolve({ protocol: this.protocol, readable: this.readable, writable: this.writable });
+  }
+}

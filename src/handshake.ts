@@ -1,0 +1,141 @@
+/**
+ * Handshake policy: RFC 6455 §4.2.1 validation, origin checks and
+ * subprotocol choice. Pure functions over a `Request`: the same answer on
+ * every runtime, decided before the runtime's own upgrade is called.
+ *
+ * @module
+ */
+import type { RefusalReason } from "./counters.ts";
+
+/** Which `Origin` headers may connect. */
+export type OriginPolicy =
+  | readonly (string | RegExp | null)[]
+  | ((origin: string | null) => boolean);
+
+/** A refusal: the HTTP answer, and the counter it goes to. */
+export interface Refusal {
+  /** The response to send instead of upgrading. */
+  response: Response;
+  /** The counter the refusal is recorded under. */
+  reason: RefusalReason;
+}
+
+/** Builds a short plain-text refusal. */
+export function refuse(
+  reason: RefusalReason,
+  status: number,
+  body: string,
+  headers?: Record<string, string>,
+): Refusal {
+  return {
+    reason,
+    response: new Response(body + "\n", {
+      status,
+      headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+    }),
+  };
+}
+
+/** Whether a comma-separated header lists `token`, compared case-insensitively. */
+function hasToken(header: string | null, token: string): boolean {
+  if (header === null) return false;
+  for (const part of header.split(",")) {
+    if (part.trim().toLowerCase() === token) return true;
+  }
+  return false;
+}
+
+/** Whether `key` is base64 of exactly 16 bytes (RFC 6455 §4.2.1, item 5). */
+function isValidKey(key: string | null): boolean {
+  // 16 bytes encode to 22 base64 characters and "==".
+  return key !== null && /^[A-Za-z0-9+/]{21}[AQgw]==$/.test(key.trim());
+}
+
+/**
+ * Checks an upgrade request against RFC 6455 §4.2.1. Returns `undefined`
+ * when it is a valid WebSocket handshake, else the refusal to send:
+ * 426 without `Upgrade`, 405 for a method other than GET, 400 for a bad
+ * `Upgrade`, `Connection` or `Sec-WebSocket-Key`, and 426 with
+ * `Sec-WebSocket-Version: 13` for another version.
+ *
+ * @example
+ * ```ts
+ * import { validateUpgrade } from "./handshake.ts";
+ * const refusal = validateUpgrade(new Request("http://localhost/"));
+ * console.log(refusal?.response.status); // 426
+ * ```
+ */
+export function validateUpgrade(request: Request): Refusal | undefined {
+  const headers = request.headers;
+  const upgrade = headers.get("upgrade");
+  if (upgrade === null) {
+    return refuse("upgradeRequired", 426, "426 Upgrade Required: this is a WebSocket endpoint", {
+      upgrade: "websocket",
+      connection: "Upgrade",
+    });
+  }
+  if (request.method !== "GET") {
+    return refuse("methodNotAllowed", 405, "405 Method Not Allowed: a WebSocket upgrade must use GET", {
+      allow: "GET",
+    });
+  }
+  if (!hasToken(upgrade, "websocket")) {
+    return refuse("badRequest", 400, "400 Bad Request: the Upgrade header must name websocket");
+  }
+  if (!hasToken(headers.get("connection"), "upgrade")) {
+    return refuse("badRequest", 400, "400 Bad Request: the Connection header must include Upgrade");
+  }
+  if (!isValidKey(headers.get("sec-websocket-key"))) {
+    return refuse("badRequest", 400, "400 Bad Request: Sec-WebSocket-Key must be base64 of 16 bytes");
+  }
+  if (headers.get("sec-websocket-version")?.trim() !== "13") {
+    return refuse(
+      "unsupportedVersion",
+      426,
+      "426 Upgrade Required: only Sec-WebSocket-Version 13 is supported",
+      { "sec-websocket-version": "13" },
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Whether the request's `Origin` is allowed. A list may hold exact origins,
+ * regular expressions, and `null` to allow requests without `Origin` (most
+ * non-browser clients send none).
+ *
+ * @example
+ * ```ts
+ * import { isOriginAllowed } from "./handshake.ts";
+ * const request = new Request("http://localhost/", { headers: { origin: "https://a.example" } });
+ * console.log(isOriginAllowed(request, ["https://a.example"])); // true
+ * ```
+ */
+export function isOriginAllowed(request: Request, policy: OriginPolicy): boolean {
+  const origin = request.headers.get("origin");
+  if (typeof policy === "function") return policy(origin);
+  for (const allowed of policy) {
+    if (allowed === origin) return true;
+    if (allowed instanceof RegExp && origin !== null && allowed.test(origin)) return true;
+  }
+  return false;
+}
+
+/**
+ * The subprotocol to answer with: the server's first choice among those the
+ * client offered, or "" when none matches (the connection then proceeds
+ * without one, as RFC 6455 allows).
+ *
+ * @example
+ * ```ts
+ * import { chooseSubprotocol } from "./handshake.ts";
+ * const request = new Request("http://localhost/", { headers: { "sec-websocket-protocol": "b, a" } });
+ * console.log(chooseSubprotocol(request, ["a", "b"])); // "a"
+ * ```
+ */
+export function chooseSubprotocol(request: Request, supported: readonly string[]): string {
+  const offered = request.headers.get("sec-websocket-protocol");
+  if (offered === null || supported.length === 0) return "";
+  const tokens = offered.split(",").map((token) => token.trim());
+  return supported.find((protocol) => tokens.includes(protocol)) ?? "";
+}

@@ -1,0 +1,107 @@
+/**
+ * Limits and timeouts, their defaults, and their validation.
+ *
+ * Every limit is a named option with a documented default, in the manner of
+ * Python's websockets: the defaults keep memory bounded for a server with
+ * many slow or hostile clients and never get in the way of a normal one.
+ *
+ * @module
+ */
+import { InvalidOption } from "./errors.ts";
+
+/** High and low water marks of the outgoing buffer, in bytes. */
+export interface WriteLimit {
+  /** `send()` waits once this many bytes are buffered. Default 64 KiB. */
+  high: number;
+  /** A waiting `send()` resumes once the buffer drains to this. Default `high / 4`. */
+  low?: number;
+}
+
+/** Limits that apply to each connection. */
+export interface LimitOptions {
+  /**
+   * The largest incoming message, in bytes. A larger one closes the
+   * connection with 1009 (message too big). Default 1 MiB (1,048,576).
+   */
+  maxMessageSize?: number;
+  /**
+   * How many received messages may wait for the handler to read them. Neither
+   * Deno nor Bun can pause reading a WebSocket, so when one more arrives the
+   * connection is closed with 1013 (try again later) and the message is
+   * dropped and counted; the messages already queued can still be read.
+   * Memory per connection is thus bounded by `maxQueue × maxMessageSize`.
+   * Default 16.
+   */
+  maxQueue?: number;
+  /**
+   * Backpressure for `send()`: a number is the high water mark (low = high / 4).
+   * Default `{ high: 65536, low: 16384 }`.
+   */
+  writeLimit?: number | WriteLimit;
+  /**
+   * Milliseconds a peer may stay silent before it is pinged and, if it still
+   * does not answer, closed. The runtime does the pinging (Deno's and Bun's
+   * native `idleTimeout`, whole seconds). `0` turns it off. Default 30,000.
+   */
+  idleTimeout?: number;
+  /**
+   * Milliseconds to wait for the peer to answer a close frame before the
+   * connection is dropped, and for handlers to finish on shutdown.
+   * Default 10,000.
+   */
+  closeTimeout?: number;
+}
+
+/** Limits with every default filled in. */
+export interface ResolvedLimits {
+  /** See {@linkcode LimitOptions.maxMessageSize}. */
+  maxMessageSize: number;
+  /** See {@linkcode LimitOptions.maxQueue}. */
+  maxQueue: number;
+  /** High water mark of {@linkcode LimitOptions.writeLimit}. */
+  writeHigh: number;
+  /** Low water mark of {@linkcode LimitOptions.writeLimit}. */
+  writeLow: number;
+  /** See {@linkcode LimitOptions.idleTimeout}. */
+  idleTimeout: number;
+  /** See {@linkcode LimitOptions.closeTimeout}. */
+  closeTimeout: number;
+}
+
+/** The defaults, named so documentation and tests can refer to them. */
+export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
+  maxMessageSize: 1024 * 1024,
+  maxQueue: 16,
+  writeHigh: 64 * 1024,
+  writeLow: 16 * 1024,
+  idleTimeout: 30_000,
+  closeTimeout: 10_000,
+});
+
+function check(name: string, value: number, min: number): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
+    throw new InvalidOption(`${name} must be a number >= ${min}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Fills in defaults and rejects values that make no sense. */
+export function resolveLimits(options: LimitOptions): ResolvedLimits {
+  const d = DEFAULT_LIMITS;
+  const write = options.writeLimit ?? d.writeHigh;
+  const writeHigh = check("writeLimit.high", typeof write === "number" ? write : write.high, 0);
+  const writeLow = check(
+    "writeLimit.low",
+    typeof write === "number" ? writeHigh / 4 : write.low ?? writeHigh / 4,
+    0,
+  );
+  if (writeLow > writeHigh) throw new InvalidOption("writeLimit.low must not exceed writeLimit.high");
+  return {
+    maxMessageSize: check("maxMessageSize", options.maxMessageSize ?? d.maxMessageSize, 1),
+    maxQueue: Math.floor(check("maxQueue", options.maxQueue ?? d.maxQueue, 1)),
+    writeHigh,
+    writeLow,
+    idleTimeout: check("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0),
+    closeTimeout: check("closeTimeout", options.closeTimeout ?? d.closeTimeout, 0),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * `serve()`: a WebSocket server listening on a port, on whichever runtime
+ * runs it.
+ *
+ * @module
+ */
+import type { ListenAddress, Listener } from "./adapter.ts";
+import { type CloseOptions, type Handler, type ServerOptions, WebSocketServer } from "./server.ts";
+
+/** Options of {@linkcode serve}: the server's options plus where to listen. */
+export interface ServeOptions<Data = unknown> extends ServerOptions<Data> {
+  /** Host name to bind. Default `localhost`. */
+  hostname?: string;
+  /** Port to bind; 0 picks a free port. Default 8000. */
+  port?: number;
+  /** Aborting it shuts the server down gracefully, as `close()` does. */
+  signal?: AbortSignal;
+  /** Called once listening, with the bound address. Default: nothing is printed. */
+  onListen?(addr: ListenAddress): void;
+}
+
+/**
+ * A listening WebSocket server.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "../mod.ts";
+ *
+ * await using server = serve((ws) => ws.close(1000), { port: 0 });
+ * console.log(server.addr.port > 0); // true
+ * ```
+ */
+export class Server<Data = unknown> extends WebSocketServer<Data> {
+  /** Where the server listens. */
+  readonly addr: ListenAddress;
+  #listener: Listener;
+  #signal: AbortSignal | undefined;
+  #onAbort = () => void this.close();
+
+  /** Starts listening; prefer {@linkcode serve}. */
+  constructor(handler: Handler<Data>, options: ServeOptions<Data> = {}) {
+    super(handler, options);
+    this.#listener = this.adapter.listen(
+      this.fetch,
+      { hostname: options.hostname, port: options.port },
+      this.limits,
+      options.onListen ?? (() => {}),
+    );
+    this.addr = this.#listener.addr;
+    this.#signal = options.signal;
+    if (this.#signal?.aborted) queueMicrotask(this.#onAbort);
+    else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  /** Stops the listener around the core's drain. */
+  protected override async drain(options: Required<CloseOptions>): Promise<void> {
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#listener.stopAccepting();
+    try {
+      await super.drain(options);
+    } finally {
+      await this.#listener.stop();
+    }
+  }
+}
+
+/**
+ * Starts a WebSocket server on Deno or Bun, whichever runs it.
+ *
+ * @example Echo server, stopped by an AbortSignal
+ * ```ts
+ * import { serve } from "../mod.ts";
+ *
+ * const controller = new AbortController();
+ * const server = serve(async (ws) => {
+ *   for await (const message of ws) await ws.send(message);
+ * }, { port: 0, signal: controller.signal });
+ * controller.abort();
+ * await server.finished;
+ * ```
+ */
+export function serve<Data = unknown>(handler: Handler<Data>, options?: ServeOptions<Data>): Server<Data> {
+  return new Server(handler, options);
+}

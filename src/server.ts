@@ -1,0 +1,425 @@
+/**
+ * The runtime-agnostic server: handshake policy, the registry of
+ * connections, handler lifecycle and graceful shutdown.
+ *
+ * @module
+ */
+import type { Adapter, PendingUpgrade } from "./adapter.ts";
+import { Connection, type ConnectionContext, type RemoteAddress } from "./connection.ts";
+import { createCounters, type ServerCounters } from "./counters.ts";
+import { ConnectionClosed } from "./errors.ts";
+import {
+  chooseSubprotocol,
+  isOriginAllowed,
+  type OriginPolicy,
+  type Refusal,
+  refuse,
+  validateUpgrade,
+} from "./handshake.ts";
+import { type LimitOptions, type ResolvedLimits, resolveLimits } from "./options.ts";
+import { detectAdapter } from "./runtime.ts";
+import type { Transport } from "./transport.ts";
+import { bunWebSocketHandlers } from "./adapters/bun.ts";
+import type { BunWebSocketHandlers } from "./adapters/bun_types.ts";
+
+/**
+ * A connection handler: it receives each new connection. When it returns the
+ * connection closes with 1000; when it throws, with 1011 (the error goes to
+ * `onError`). A `ConnectionClosed` it lets escape is not an error.
+ */
+export type Handler<Data = unknown> = (ws: Connection<Data>) => void | Promise<void>;
+
+/** What `processRequest` can read and set about a handshake. */
+export interface HandshakeContext<Data = unknown> {
+  /** Where the request came from. */
+  readonly remoteAddress: RemoteAddress;
+  /** The request URL, parsed. */
+  readonly url: URL;
+  /** Set this to attach data to the connection (`ws.data`). */
+  data: Data | undefined;
+}
+
+/** What `processRequest` may return: a `Response` to send instead of upgrading, or nothing to go on. */
+export type ProcessRequestResult = Response | undefined | void;
+
+/** Options of {@linkcode createServer} (and of `serve`). */
+export interface ServerOptions<Data = unknown> extends LimitOptions {
+  /**
+   * Called for every request before anything else. Return a `Response` to
+   * answer it instead of upgrading (health checks, 401, 403), or nothing to
+   * go on with the handshake; set `context.data` to attach data.
+   */
+  processRequest?(
+    request: Request,
+    context: HandshakeContext<Data>,
+  ): ProcessRequestResult | Promise<ProcessRequestResult>;
+  /** Allowed `Origin` values; others get 403. Default: any origin. */
+  origins?: OriginPolicy;
+  /** Subprotocols the server speaks, in order of preference. */
+  subprotocols?: readonly string[];
+  /** Extra headers for the 101 response. */
+  headers?: HeadersInit;
+  /** Upgrades past this many open connections get 503. Default: no limit. */
+  maxConnections?: number;
+  /** Receives errors thrown by handlers. Default: logs with `console.error`. */
+  onError?(error: unknown, connection: Connection<Data> | undefined): void;
+  /** The runtime adapter; detected when omitted. */
+  adapter?: Adapter;
+}
+
+/** Options of {@linkcode WebSocketServer.close}. */
+export interface CloseOptions {
+  /** Close open connections (default `true`); `false` waits for them to end by themselves. */
+  closeConnections?: boolean;
+  /** The close code sent to every connection. Default 1001 (going away); 1012 tells clients to reconnect. */
+  code?: number;
+  /** The close reason. Default "going away" for 1001, else "". */
+  reason?: string;
+}
+
+function defaultOnError(error: unknown): void {
+  console.error("wsport: connection handler failed:", error);
+}
+
+class Upgrade<Data> implements PendingUpgrade {
+  connection: Connection | undefined;
+  readonly protocol: string;
+  readonly headers: readonly (readonly [string, string])[];
+  #accept: (transport: Transport, upgrade: Upgrade<Data>, request: Request) => Connection<Data>;
+  #abandon: () => void;
+  readonly request: Request;
+  readonly handshake: HandshakeContext<Data>;
+
+  constructor(
+    request: Request,
+    handshake: HandshakeContext<Data>,
+    protocol: string,
+    headers: readonly (readonly [string, string])[],
+    accept: (transport: Transport, upgrade: Upgrade<Data>, request: Request) => Connection<Data>,
+    abandon: () => void,
+  ) {
+    this.request = request;
+    this.handshake = handshake;
+    this.protocol = protocol;
+    this.headers = headers;
+    this.#accept = accept;
+    this.#abandon = abandon;
+  }
+  accept(transport: Transport, request?: Request): Connection {
+    return this.#accept(transport, this, request ?? this.request) as Connection;
+  }
+  abandon(): void {
+    this.#abandon();
+  }
+}
+
+/**
+ * The part of a WebSocket server that knows no runtime. Use it to embed
+ * wsport in another server: hand it requests through {@linkcode fetch}.
+ * {@linkcode serve} wraps one with a listener.
+ *
+ * @example Embed in `Deno.serve`
+ * ```ts
+ * import { createServer } from "../mod.ts";
+ *
+ * const wss = createServer(async (ws) => {
+ *   for await (const message of ws) await ws.send(message);
+ * });
+ * // Deno.serve(wss.fetch);  or, on Bun: Bun.serve({ fetch: wss.fetch, websocket: wss.websocket })
+ * await wss.close();
+ * ```
+ */
+export class WebSocketServer<Data = unknown> {
+  /** Accepted, refused and limit-closed counts, by reason. */
+  readonly counters: ServerCounters = createCounters();
+  /** The limits in force, defaults filled in. */
+  readonly limits: ResolvedLimits;
+  /** The runtime adapter in use. */
+  readonly adapter: Adapter;
+
+  #handler: Handler<Data>;
+  #options: ServerOptions<Data>;
+  #headers: readonly (readonly [string, string])[];
+  #connections = new Set<Connection<Data>>();
+  #pendingUpgrades = 0;
+  #runningHandlers = 0;
+  #accepting = true;
+  #closing: Promise<void> | undefined;
+  #finished = Promise.withResolvers<void>();
+  #idle: PromiseWithResolvers<void> | undefined;
+  #context: ConnectionContext;
+  #bunHandlers: BunWebSocketHandlers<PendingUpgrade> | undefined;
+
+  /** Creates a server; prefer {@linkcode createServer}. */
+  constructor(handler: Handler<Data>, options: ServerOptions<Data> = {}) {
+    this.#handler = handler;
+    this.#options = options;
+    this.limits = resolveLimits(options);
+    this.adapter = options.adapter ?? detectAdapter();
+    this.#headers = [...new Headers(options.headers)];
+    this.#context = {
+      limits: this.limits,
+      counters: this.counters,
+      connectionClosed: (connection) => this.#connectionClosed(connection as Connection<Data>),
+    };
+  }
+
+  /** The open connections. */
+  get connections(): ReadonlySet<Connection<Data>> {
+    return this.#connections;
+  }
+
+  /** Resolves when the server has closed and every connection and handler has ended. */
+  get finished(): Promise<void> {
+    return this.#finished.promise;
+  }
+
+  /**
+   * Bun's `websocket` handlers, to pass to `Bun.serve` beside {@linkcode fetch}
+   * when embedding on Bun.
+   */
+  get websocket(): BunWebSocketHandlers<PendingUpgrade> {
+    return this.#bunHandlers ??= bunWebSocketHandlers(this.limits);
+  }
+
+  /**
+   * Handles an HTTP request: upgrades it, or answers it with an HTTP status.
+   * `context` is the runtime's second fetch argument (Deno's `info`, Bun's
+   * `server`). On Bun a successful upgrade returns `undefined`.
+   */
+  fetch = (request: Request, context?: unknown): Response | undefined | Promise<Response | undefined> => {
+    if (!this.#accepting) {
+      return this.#refused(
+        refuse("shuttingDown", 503, "503 Service Unavailable: the server is shutting down"),
+      );
+    }
+    const handshake: HandshakeContext<Data> = {
+      remoteAddress: this.adapter.remoteAddress(request, context),
+      url: new URL(request.url),
+      data: undefined,
+    };
+    const hook = this.#options.processRequest;
+    if (hook) {
+      const result = hook(request, handshake);
+      if (result instanceof Promise) {
+        return result.then((response) => this.#afterHook(request, context, handshake, response));
+      }
+      return this.#afterHook(request, context, handshake, result);
+    }
+    return this.#upgrade(request, context, handshake);
+  };
+
+  #afterHook(
+    request: Request,
+    context: unknown,
+    handshake: HandshakeContext<Data>,
+    response: ProcessRequestResult,
+  ): Response | undefined {
+    if (response instanceof Response) {
+      this.counters.refused.processRequest++;
+      return response;
+    }
+    // The hook may have run across the start of a shutdown.
+    if (!this.#accepting) {
+      return this.#refused(
+        refuse("shuttingDown", 503, "503 Service Unavailable: the server is shutting down"),
+      );
+    }
+    return this.#upgrade(request, context, handshake);
+  }
+
+  #refused(refusal: Refusal): Response {
+    this.counters.refused[refusal.reason]++;
+    return refusal.response;
+  }
+
+  #upgrade(request: Request, context: unknown, handshake: HandshakeContext<Data>): Response | undefined {
+    const options = this.#options;
+    const invalid = validateUpgrade(request);
+    if (invalid) return this.#refused(invalid);
+    if (options.origins && !isOriginAllowed(request, options.origins)) {
+      return this.#refused(refuse("forbiddenOrigin", 403, "403 Forbidden: origin not allowed"));
+    }
+    const max = options.maxConnections ?? Infinity;
+    if (this.#connections.size + this.#pendingUpgrades >= max) {
+      return this.#refused(refuse("overCapacity", 503, "503 Service Unavailable: too many connections"));
+    }
+    const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
+    const upgrade = new Upgrade<Data>(
+      request,
+      handshake,
+      protocol,
+      this.#headers,
+      this.#accept,
+      this.#abandon,
+    );
+    this.#pendingUpgrades++;
+    try {
+      return this.adapter.upgrade(request, context, upgrade, this.limits);
+    } catch (error) {
+      this.#pendingUpgrades--;
+      throw error;
+    }
+  }
+
+  #abandon = (): void => {
+    this.#pendingUpgrades--;
+    this.#checkIdle();
+  };
+
+  #accept = (transport: Transport, upgrade: Upgrade<Data>, request: Request): Connection<Data> => {
+    this.#pendingUpgrades--;
+    const connection = new Connection<Data>(transport, this.#context, {
+      request,
+      remoteAddress: upgrade.handshake.remoteAddress,
+      protocol: upgrade.protocol,
+      data: upgrade.handshake.data as Data,
+    });
+    // The adapter must see the connection before any user code can close it:
+    // Bun runs close handlers synchronously inside ws.close().
+    upgrade.connection = connection as Connection;
+    this.#connections.add(connection);
+    this.counters.accepted++;
+    if (!this.#accepting && this.#closeOptions?.closeConnections !== false) {
+      // Opened while shutting down: it gets the same goodbye as the others.
+      connection.close(this.#closeOptions!.code, this.#closeOptions!.reason).catch(() => {});
+    }
+    // Handlers start after the adapter's open callback has returned.
+    queueMicrotask(() => this.#run(connection));
+    return connection;
+  };
+
+  #run(connection: Connection<Data>): void {
+    this.#runningHandlers++;
+    let result;
+    try {
+      result = this.#handler(connection);
+    } catch (error) {
+      this.#handlerFailed(connection, error);
+      this.#handlerEnded();
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        () => this.#handlerReturned(connection),
+        (error) => this.#handlerFailed(connection, error),
+      ).finally(() => this.#handlerEnded());
+    } else {
+      this.#handlerReturned(connection);
+      this.#handlerEnded();
+    }
+  }
+
+  #handlerReturned(connection: Connection<Data>): void {
+    if (connection.readyState === "open") connection.close(1000).catch(() => {});
+  }
+
+  #handlerFailed(connection: Connection<Data>, error: unknown): void {
+    // A handler that lets ConnectionClosed escape only reports what the peer did.
+    if (error instanceof ConnectionClosed) return this.#handlerReturned(connection);
+    this.counters.closed.handlerError++;
+    try {
+      (this.#options.onError ?? defaultOnError)(error, connection);
+    } catch (hookError) {
+      defaultOnError(hookError);
+    }
+    if (connection.readyState === "open") connection.close(1011, "internal error").catch(() => {});
+  }
+
+  #handlerEnded(): void {
+    this.#runningHandlers--;
+    this.#checkIdle();
+  }
+
+  #connectionClosed(connection: Connection<Data>): void {
+    this.#connections.delete(connection);
+    this.#checkIdle();
+  }
+
+  #checkIdle(): void {
+    if (
+      this.#idle && this.#connections.size === 0 && this.#runningHandlers === 0 && this.#pendingUpgrades === 0
+    ) {
+      this.#idle.resolve();
+    }
+  }
+
+  #closeOptions: Required<CloseOptions> | undefined;
+
+  /**
+   * Shuts down gracefully: refuses new upgrades (503), closes every
+   * connection with `code` (default 1001), waits up to `closeTimeout` for
+   * peers and handlers, then drops what is left. Resolves when done, as
+   * {@linkcode finished} does. Calling it again returns the same promise.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    const code = options.code ?? 1001;
+    this.#closeOptions = {
+      closeConnections: options.closeConnections ?? true,
+      code,
+      reason: options.reason ?? (code === 1001 ? "going away" : ""),
+    };
+    this.#accepting = false;
+    this.#closing = this.drain(this.#closeOptions).then(
+      () => this.#finished.resolve(),
+      (error) => {
+        this.#finished.resolve();
+        throw error;
+      },
+    );
+    return this.#closing;
+  }
+
+  /**
+   * The shutdown sequence after accepting has stopped. `serve()` extends it
+   * to stop its listener.
+   */
+  protected async drain(options: Required<CloseOptions>): Promise<void> {
+    this.#idle = Promise.withResolvers<void>();
+    this.#checkIdle();
+    if (!options.closeConnections) return await this.#idle.promise;
+    for (const connection of this.#connections) {
+      if (connection.readyState === "open") connection.close(options.code, options.reason).catch(() => {});
+    }
+    // Connections drop themselves after closeTimeout; handlers get the same time (plus a margin) to return.
+    const timeout = this.limits.closeTimeout + 100;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<void>((resolve) => timer = setTimeout(resolve, timeout));
+    await Promise.race([this.#idle.promise, expired]);
+    clearTimeout(timer);
+  }
+
+  /** Handlers still running (they are not waited for past `closeTimeout`). */
+  get runningHandlers(): number {
+    return this.#runningHandlers;
+  }
+
+  /** `await using server = ...` closes the server on scope exit. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * Creates a runtime-agnostic WebSocket server to embed in another HTTP
+ * server through its `fetch` (and, on Bun, `websocket`).
+ *
+ * @example
+ * ```ts
+ * import { createServer } from "../mod.ts";
+ *
+ * const wss = createServer((ws) => ws.send("hello"), {
+ *   processRequest(request) {
+ *     if (new URL(request.url).pathname === "/healthz") return new Response("OK");
+ *   },
+ * });
+ * await wss.close();
+ * ```
+ */
+export function createServer<Data = unknown>(
+  handler: Handler<Data>,
+  options?: ServerOptions<Data>,
+): WebSocketServer<Data> {
+  return new WebSocketServer(handler, options);
+}

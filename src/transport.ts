@@ -1,0 +1,54 @@
+/**
+ * The seam between the core and a runtime adapter.
+ *
+ * The core never touches a runtime object: an adapter wraps the runtime's
+ * socket in a {@linkcode Transport} and calls the connection's
+ * `handleMessage`, `handleClose` and `handleDrain` when the runtime reports
+ * those events.
+ *
+ * @module
+ */
+
+/** Data a connection can send: text, or binary in any buffer form. */
+export type OutgoingData = string | ArrayBuffer | ArrayBufferView;
+
+/** A received message: `string` for a text frame, `Uint8Array` for binary. */
+export type Message = string | Uint8Array;
+
+/**
+ * A runtime's socket, reduced to what the core needs.
+ *
+ * @example A transport over a standard `WebSocket`
+ * ```ts
+ * import type { Transport } from "./transport.ts";
+ *
+ * function wrap(socket: WebSocket): Transport {
+ *   return {
+ *     send: (data) => socket.send(data),
+ *     close: (code, reason) => socket.close(code, reason),
+ *     terminate: () => false,
+ *     get bufferedAmount() { return socket.bufferedAmount; },
+ *     emitsDrain: false,
+ *     enforcesMaxMessageSize: false,
+ *   };
+ * }
+ * ```
+ */
+export interface Transport {
+  /** Queues a frame for sending. Never throws for a closed socket. */
+  send(data: OutgoingData): void;
+  /** Starts the closing handshake with this code and reason. */
+  close(code: number, reason: string): void;
+  /**
+   * Drops the TCP connection without a closing handshake. Returns `false`
+   * when the runtime offers no way to do so (the core then releases the
+   * connection itself and the runtime keeps the socket until the peer leaves).
+   */
+  terminate(): boolean;
+  /** Bytes queued for sending and not yet written to the network. */
+  readonly bufferedAmount: number;
+  /** Whether the runtime calls `handleDrain` when the buffer empties; if not, the core polls `bufferedAmount`. */
+  readonly emitsDrain: boolean;
+  /** Whether the runtime itself closes with 1009 a message over `maxMessageSize`. */
+  readonly enforcesMaxMessageSize: boolean;
+}

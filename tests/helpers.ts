@@ -1,0 +1,96 @@
+/**
+ * Test helpers shared by every test file: a server on 127.0.0.1 port 0, and
+ * a client over the runtime's standard `WebSocket` that queues what it gets.
+ */
+import { type Handler, serve, type ServeOptions, type Server } from "../mod.ts";
+
+/** Starts a server on a free loopback port. */
+export function startServer<Data = unknown>(
+  handler: Handler<Data>,
+  options: ServeOptions<Data> = {},
+): Server<Data> & { url: string; http: string } {
+  const server = serve(handler, { hostname: "127.0.0.1", port: 0, ...options });
+  return Object.assign(server, {
+    url: `ws://127.0.0.1:${server.addr.port}`,
+    http: `http://127.0.0.1:${server.addr.port}`,
+  });
+}
+
+/** A real WebSocket client that queues messages and records the close. */
+export class TestClient {
+  readonly socket: WebSocket;
+  readonly opened: Promise<void>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #messages: (string | Uint8Array)[] = [];
+  #waiters: ((message: string | Uint8Array) => void)[] = [];
+
+  constructor(url: string, protocols?: string | string[]) {
+    this.socket = new WebSocket(url, protocols);
+    this.socket.binaryType = "arraybuffer";
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.addEventListener("open", () => resolve(), { once: true });
+      this.socket.addEventListener("close", () => reject(new Error("closed before open")), { once: true });
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) => {
+      this.socket.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason }));
+    });
+    this.socket.addEventListener("message", (event) => {
+      const data = typeof event.data === "string" ? event.data : new Uint8Array(event.data);
+      const waiter = this.#waiters.shift();
+      if (waiter) waiter(data);
+      else this.#messages.push(data);
+    });
+  }
+
+  /** Opens a client and waits for the handshake. */
+  static async open(url: string, protocols?: string | string[]): Promise<TestClient> {
+    const client = new TestClient(url, protocols);
+    await client.opened;
+    return client;
+  }
+
+  /** The next message, or a rejection after `ms`. */
+  next(ms = 5000): Promise<string | Uint8Array> {
+    const queued = this.#messages.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
+      this.#waiters.push((message) => {
+        clearTimeout(timer);
+        resolve(message);
+      });
+    });
+  }
+
+  send(data: string | ArrayBufferLike | ArrayBufferView): void {
+    this.socket.send(data as string);
+  }
+
+  close(code?: number, reason?: string): void {
+    this.socket.close(code, reason);
+  }
+}
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `predicate` until it holds, failing after `ms`. */
+export async function waitFor(predicate: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(5);
+  }
+}
+
+/** A promise with a deadline. */
+export function within<T>(promise: Promise<T>, ms: number, what = "promise"): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,329 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { type Connection, ConnectionClosed, ConnectionClosedOK } from "../mod.ts";
+import { delay, startServer, TestClient, waitFor, within } from "./helpers.ts";
+import { rawRequest, UPGRADE_HEADERS } from "./raw.ts";
+
+const echo = async (ws: Connection) => {
+  for await (const message of ws) await ws.send(message);
+};
+
+test("echoes text as text and binary as binary", async () => {
+  await using server = startServer(echo);
+  const client = await TestClient.open(server.url);
+  client.send("hello");
+  assert.equal(await client.next(), "hello");
+  client.send(new Uint8Array([0, 1, 2, 255]));
+  assert.deepEqual(await client.next(), new Uint8Array([0, 1, 2, 255]));
+  client.send("héllo wörld ✓");
+  assert.equal(await client.next(), "héllo wörld ✓");
+  client.close(1000);
+  assert.equal((await client.closed).code, 1000);
+});
+
+test("a handler that returns closes the connection with 1000", async () => {
+  await using server = startServer(async (ws) => {
+    await ws.send("bye");
+  });
+  const client = new TestClient(server.url);
+  assert.equal(await client.next(), "bye");
+  assert.equal((await client.closed).code, 1000);
+});
+
+test("a handler that throws closes with 1011, reports to onError, and the server goes on", async () => {
+  const errors: unknown[] = [];
+  let calls = 0;
+  await using server = startServer(async (ws) => {
+    if (calls++ === 0) throw new Error("boom");
+    await echo(ws);
+  }, { onError: (error) => errors.push(error) });
+  const first = new TestClient(server.url);
+  assert.equal((await first.closed).code, 1011);
+  assert.equal(errors.length, 1);
+  assert.equal((errors[0] as Error).message, "boom");
+  assert.equal(server.counters.closed.handlerError, 1);
+  const second = await TestClient.open(server.url);
+  second.send("still here");
+  assert.equal(await second.next(), "still here");
+  second.close();
+  await second.closed;
+});
+
+test("recv after the peer closed rejects with ConnectionClosed carrying code and reason", async () => {
+  const seen = Promise.withResolvers<unknown>();
+  await using server = startServer(async (ws) => {
+    assert.equal(await ws.recv(), "one");
+    await ws.closed;
+    try {
+      await ws.recv();
+      seen.resolve("no error");
+    } catch (error) {
+      seen.resolve(error);
+    }
+  });
+  const client = await TestClient.open(server.url);
+  client.send("one");
+  client.close(4000, "done here");
+  const error = await within(seen.promise, 5000, "recv rejection");
+  assert.ok(error instanceof ConnectionClosed, String(error));
+  assert.equal((error as ConnectionClosed).code, 4000);
+  assert.equal((error as ConnectionClosed).reason, "done here");
+});
+
+test("iteration ends quietly on a normal close; signal aborts and closed resolves", async () => {
+  const done = Promise.withResolvers<{ received: string[]; aborted: boolean; closed: unknown }>();
+  await using server = startServer(async (ws) => {
+    const received: string[] = [];
+    for await (const message of ws) received.push(message as string);
+    done.resolve({ received, aborted: ws.signal.aborted, closed: await ws.closed });
+  });
+  const client = await TestClient.open(server.url);
+  client.send("a");
+  client.send("b");
+  await delay(50);
+  client.close(1000, "bye");
+  const result = await within(done.promise, 5000, "handler end");
+  assert.deepEqual(result.received, ["a", "b"]);
+  assert.equal(result.aborted, true);
+  assert.deepEqual(result.closed, { code: 1000, reason: "bye" });
+});
+
+test("recv({ signal }) stops waiting when the signal aborts", async () => {
+  const outcome = Promise.withResolvers<unknown>();
+  await using server = startServer(async (ws) => {
+    try {
+      await ws.recv({ signal: AbortSignal.timeout(50) });
+    } catch (error) {
+      outcome.resolve(error);
+    }
+    await ws.send("still open");
+  });
+  const client = await TestClient.open(server.url);
+  const error = await outcome.promise;
+  assert.equal((error as Error).name, "TimeoutError");
+  assert.equal(await client.next(), "still open");
+});
+
+test("close() sends the code and reason and resolves when the handshake ends", async () => {
+  const closedInfo = Promise.withResolvers<unknown>();
+  await using server = startServer(async (ws) => {
+    await ws.close(4321, "custom");
+    closedInfo.resolve(await ws.closed);
+  });
+  const client = new TestClient(server.url);
+  assert.deepEqual(await client.closed, { code: 4321, reason: "custom" });
+  assert.equal(((await closedInfo.promise) as { code: number }).code, 4321);
+});
+
+test("send after close rejects with ConnectionClosed, and an unawaited one does not crash", async () => {
+  const outcome = Promise.withResolvers<unknown>();
+  await using server = startServer(async (ws) => {
+    await ws.closed;
+    ws.send("ignored"); // not awaited: must not be an unhandled rejection
+    try {
+      await ws.send("x");
+      outcome.resolve("sent");
+    } catch (error) {
+      outcome.resolve(error);
+    }
+  });
+  const client = await TestClient.open(server.url);
+  client.close(1000);
+  const error = await outcome.promise;
+  assert.ok(error instanceof ConnectionClosedOK);
+});
+
+test("processRequest can answer instead of upgrading (health check) and attach data", async () => {
+  await using server = startServer<{ user: string }>(async (ws) => {
+    await ws.send(`hello ${ws.data.user}`);
+  }, {
+    processRequest(request, context) {
+      const url = new URL(request.url);
+      if (url.pathname === "/healthz") return new Response("OK");
+      const token = url.searchParams.get("token");
+      if (token !== "secret") return new Response("unauthorized", { status: 401 });
+      context.data = { user: "ada" };
+    },
+  });
+  const health = await fetch(`${server.http}/healthz`);
+  assert.equal(health.status, 200);
+  assert.equal(await health.text(), "OK");
+  const denied = await rawRequest(server.addr.port, UPGRADE_HEADERS, { path: "/ws" });
+  assert.equal(denied.status, 401);
+  denied.socket.destroy();
+  const client = new TestClient(`${server.url}/ws?token=secret`);
+  assert.equal(await client.next(), "hello ada");
+  await client.closed;
+  assert.equal(server.counters.refused.processRequest, 2);
+});
+
+test("an async processRequest works the same", async () => {
+  await using server = startServer<string>(async (ws) => {
+    await ws.send(ws.data);
+  }, {
+    async processRequest(_request, context) {
+      await delay(5);
+      context.data = "async data";
+    },
+  });
+  const client = new TestClient(server.url);
+  assert.equal(await client.next(), "async data");
+});
+
+test("origins: an allowed origin connects, another gets 403", async () => {
+  await using server = startServer(echo, { origins: ["https://good.example", /\.trusted\.example$/] });
+  const good = await rawRequest(server.addr.port, { ...UPGRADE_HEADERS, Origin: "https://good.example" });
+  assert.equal(good.status, 101);
+  good.socket.destroy();
+  const pattern = await rawRequest(server.addr.port, {
+    ...UPGRADE_HEADERS,
+    Origin: "https://a.trusted.example",
+  });
+  assert.equal(pattern.status, 101);
+  pattern.socket.destroy();
+  const bad = await rawRequest(server.addr.port, { ...UPGRADE_HEADERS, Origin: "https://evil.example" });
+  assert.equal(bad.status, 403);
+  bad.socket.destroy();
+  const none = await rawRequest(server.addr.port, UPGRADE_HEADERS);
+  assert.equal(none.status, 403);
+  none.socket.destroy();
+  assert.equal(server.counters.refused.forbiddenOrigin, 2);
+});
+
+test("subprotocol: the server's first choice among those offered", async () => {
+  await using server = startServer(async (ws) => {
+    await ws.send(`protocol=${ws.protocol}`);
+  }, { subprotocols: ["chat.v2", "chat.v1"] });
+  const client = new TestClient(server.url, ["chat.v1", "chat.v2"]);
+  await client.opened;
+  assert.equal(client.socket.protocol, "chat.v2");
+  assert.equal(await client.next(), "protocol=chat.v2");
+});
+
+test("subprotocol: none when the client offers none, or none the server speaks", async () => {
+  await using server = startServer(async (ws) => {
+    await ws.send(`protocol=${ws.protocol}`);
+  }, { subprotocols: ["chat.v1"] });
+  const plain = new TestClient(server.url);
+  assert.equal(await plain.next(), "protocol=");
+  const unknown = await rawRequest(server.addr.port, {
+    ...UPGRADE_HEADERS,
+    "Sec-WebSocket-Protocol": "other",
+  });
+  assert.equal(unknown.status, 101);
+  assert.equal(unknown.headers.get("sec-websocket-protocol"), null);
+  unknown.socket.destroy();
+});
+
+test("without subprotocols configured, none is answered even when offered", async () => {
+  await using server = startServer(echo);
+  const response = await rawRequest(server.addr.port, {
+    ...UPGRADE_HEADERS,
+    "Sec-WebSocket-Protocol": "a, b",
+  });
+  assert.equal(response.status, 101);
+  assert.equal(response.headers.get("sec-websocket-protocol"), null);
+  response.socket.destroy();
+});
+
+test("extra response headers reach the client", async () => {
+  await using server = startServer(echo, { headers: { "x-served-by": "wsport", "x-region": "test" } });
+  const response = await rawRequest(server.addr.port);
+  assert.equal(response.status, 101);
+  assert.equal(response.headers.get("x-served-by"), "wsport");
+  assert.equal(response.headers.get("x-region"), "test");
+  response.socket.destroy();
+});
+
+test("a plain HTTP request gets 426 with a short text body", async () => {
+  await using server = startServer(echo);
+  const response = await fetch(server.http);
+  assert.equal(response.status, 426);
+  assert.match(await response.text(), /Upgrade Required/);
+  assert.equal(server.counters.refused.upgradeRequired, 1);
+  const client = await TestClient.open(server.url); // still serving
+  client.close();
+});
+
+test("connections grows with clients and shrinks back to 0", async () => {
+  await using server = startServer(echo);
+  const clients = await Promise.all(Array.from({ length: 10 }, () => TestClient.open(server.url)));
+  await waitFor(() => server.connections.size === 10, 5000, "10 connections");
+  for (const client of clients) client.close();
+  await waitFor(() => server.connections.size === 0, 5000, "0 connections");
+  assert.equal(server.counters.accepted, 10);
+});
+
+test("remoteAddress is the client's address and port", async () => {
+  const seen = Promise.withResolvers<{ hostname: string; port: number }>();
+  await using server = startServer((ws) => {
+    seen.resolve(ws.remoteAddress);
+  });
+  const response = await rawRequest(server.addr.port);
+  const address = await seen.promise;
+  assert.equal(address.hostname, "127.0.0.1");
+  assert.equal(address.port, response.socket.localPort);
+  response.socket.destroy();
+});
+
+test("request, url and id describe the connection", async () => {
+  const seen = Promise.withResolvers<Connection>();
+  await using server = startServer(async (ws) => {
+    seen.resolve(ws);
+    await ws.closed;
+  });
+  const client = await TestClient.open(`${server.url}/rooms/blue?x=1`);
+  const ws = await seen.promise;
+  assert.equal(ws.url.pathname, "/rooms/blue");
+  assert.equal(ws.url.searchParams.get("x"), "1");
+  assert.equal(ws.request.headers.get("upgrade")?.toLowerCase(), "websocket");
+  assert.match(ws.id, /^[0-9a-f-]{36}$/);
+  client.close();
+});
+
+test("readable and writable streams carry the same messages", async () => {
+  await using server = startServer(async (ws) => {
+    await ws.readable
+      .pipeThrough(
+        new TransformStream<string | Uint8Array, string>({
+          transform: (message, controller) => controller.enqueue(`stream:${message}`),
+        }),
+      )
+      .pipeTo(ws.writable);
+  });
+  const client = await TestClient.open(server.url);
+  client.send("x");
+  assert.equal(await client.next(), "stream:x");
+  client.send("y");
+  assert.equal(await client.next(), "stream:y");
+  client.close(1000);
+  assert.equal((await client.closed).code, 1000);
+});
+
+test("interoperates with the ws npm client, text and binary", async () => {
+  const { default: WS } = await import("ws");
+  await using server = startServer(echo);
+  const ws = new WS(server.url);
+  await new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  const replies: { data: Buffer; binary: boolean }[] = [];
+  const two = new Promise<void>((resolve) => {
+    ws.on("message", (data: Buffer, binary: boolean) => {
+      replies.push({ data, binary });
+      if (replies.length === 2) resolve();
+    });
+  });
+  ws.send("text");
+  ws.send(Buffer.from([9, 8, 7]));
+  await within(two, 5000, "ws replies");
+  assert.equal(replies[0].binary, false);
+  assert.equal(replies[0].data.toString(), "text");
+  assert.equal(replies[1].binary, true);
+  assert.deepEqual([...replies[1].data], [9, 8, 7]);
+  const closed = new Promise<number>((resolve) => ws.once("close", resolve));
+  ws.close(1000);
+  assert.equal(await closed, 1000);
+});
