@@ -12,29 +12,7 @@
 import type { Adapter, PendingUpgrade } from "../adapter.ts";
 import type { Connection } from "../connection.ts";
 import type { ResolvedLimits } from "../options.ts";
-import type { OutgoingData, Transport } from "../transport.ts";
-
-class DenoTransport implements Transport {
-  readonly emitsDrain = false;
-  readonly enforcesMaxMessageSize = false;
-  #socket: WebSocket;
-
-  constructor(socket: WebSocket) {
-    this.#socket = socket;
-  }
-  send(data: OutgoingData): void {
-    if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(data);
-  }
-  close(code: number, reason: string): void {
-    this.#socket.close(code, reason);
-  }
-  terminate(): boolean {
-    return false;
-  }
-  get bufferedAmount(): number {
-    return this.#socket.bufferedAmount;
-  }
-}
+import { WebSocketTransport } from "./web_socket.ts";
 
 function upgrade(
   request: Request,
@@ -52,7 +30,7 @@ function upgrade(
   socket.binaryType = "arraybuffer";
   let connection: Connection | undefined;
   socket.onopen = () => {
-    connection = pending.accept(new DenoTransport(socket), kept);
+    connection = pending.accept(new WebSocketTransport(socket), kept);
   };
   socket.onmessage = (event) => {
     const data = event.data;

@@ -1,0 +1,41 @@
+/**
+ * A transport over a standard `WebSocket` (the WHATWG API): Deno's server
+ * sockets, and client sockets on every runtime.
+ *
+ * The standard API has no drain event (the core polls its `bufferedAmount`),
+ * no message size limit of wsport's choosing (the core checks sizes), and no
+ * way to drop TCP without a closing handshake.
+ *
+ * @module
+ */
+import type { OutgoingData, Transport } from "../transport.ts";
+
+/** Wraps a standard `WebSocket` as a core {@linkcode Transport}. */
+export class WebSocketTransport implements Transport {
+  /** The standard API has no drain event. */
+  readonly emitsDrain = false;
+  /** The standard API has no size limit the core can set. */
+  readonly enforcesMaxMessageSize = false;
+  #socket: WebSocket;
+
+  /** Wraps `socket`. */
+  constructor(socket: WebSocket) {
+    this.#socket = socket;
+  }
+  /** Sends if the socket is open; drops silently otherwise (the core checks state first). */
+  send(data: OutgoingData): void {
+    if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(data);
+  }
+  /** Starts the closing handshake. */
+  close(code: number, reason: string): void {
+    this.#socket.close(code, reason);
+  }
+  /** The standard API cannot drop TCP. */
+  terminate(): boolean {
+    return false;
+  }
+  /** Exact on Deno; as the runtime reports elsewhere. */
+  get bufferedAmount(): number {
+    return this.#socket.bufferedAmount;
+  }
+}
