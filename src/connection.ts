@@ -240,21 +240,20 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     const waiter = Promise.withResolvers<void>();
     waiter.promise.catch(noop);
     this.#drainWaiters.push(waiter);
-    if (!this.#transport.emitsDrain) this.#pollDrain();
+    this.#pollDrain();
     return waiter.promise;
   }
 
-  /** Polls `bufferedAmount` while a `send()` waits, for runtimes without a drain event. */
+  /**
+   * Polls `bufferedAmount` while a `send()` waits, one timer at a time: often
+   * where the runtime has no drain event, as a safety net where it has one.
+   */
   #pollDrain(): void {
     if (this.#drainTimer !== undefined) return;
-    const tick = () => {
+    this.#drainTimer = setTimeout(() => {
       this.#drainTimer = undefined;
       this.handleDrain();
-      if (this.#drainWaiters.length > 0 && this.#state === OPEN) {
-        this.#drainTimer = setTimeout(tick, 2);
-      }
-    };
-    this.#drainTimer = setTimeout(tick, 2);
+    }, this.#transport.emitsDrain ? 25 : 2);
   }
 
   /**
@@ -315,17 +314,23 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     }
   }
 
-  /** Adapter event: the runtime reported a message over its native size limit. */
-  handleTooBig(): void {
-    this.#context.counters.closed.messageTooBig++;
-    this.#context.counters.droppedMessages++;
+  /**
+   * Adapter event: the runtime closed the connection because of a limit it
+   * enforces natively (a message over `maxMessageSize`, a peer silent past
+   * `idleTimeout`). Counts it; `handleClose` follows.
+   */
+  handleLimitClose(reason: "messageTooBig" | "idleTimeout"): void {
+    this.#context.counters.closed[reason]++;
+    if (reason === "messageTooBig") this.#context.counters.droppedMessages++;
   }
 
   /** Adapter event: the outgoing buffer drained (or may have). */
   handleDrain(): void {
     if (this.#drainWaiters.length === 0) return;
     if (this.#transport.bufferedAmount > this.#context.limits.writeLow) {
-      if (!this.#transport.emitsDrain || this.#drainTimer === undefined) this.#pollDrain();
+      // Not drained far enough yet. Runtimes with a drain event may not raise it
+      // again before the low mark is reached, so poll in any case.
+      if (this.#state === OPEN) this.#pollDrain();
       return;
     }
     const waiters = this.#drainWaiters;

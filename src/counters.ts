@@ -20,6 +20,7 @@ export type RefusalReason =
 export type LimitCloseReason =
   | "messageTooBig"
   | "queueOverflow"
+  | "idleTimeout"
   | "closeTimeout"
   | "handlerError";
 
@@ -62,7 +63,7 @@ export function createCounters(): ServerCounters {
       shuttingDown: 0,
       processRequest: 0,
     },
-    closed: { messageTooBig: 0, queueOverflow: 0, closeTimeout: 0, handlerError: 0 },
+    closed: { messageTooBig: 0, queueOverflow: 0, idleTimeout: 0, closeTimeout: 0, handlerError: 0 },
     droppedMessages: 0,
   };
 }

@@ -94,3 +94,21 @@ export function within<T>(promise: Promise<T>, ms: number, what = "promise"): Pr
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
+
+/** A peer in its own Node process that upgrades and then never reads. Kill it to disconnect. */
+export async function startNonReader(port: number, path = "/"): Promise<{ kill(): Promise<void> }> {
+  const { spawn } = await import("node:child_process");
+  const script = new URL("./fixtures/non_reader.mjs", import.meta.url).pathname;
+  const child = spawn("node", [script, String(port), path], { stdio: ["pipe", "pipe", "inherit"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`non-reader exited with ${code}`)));
+  });
+  return {
+    async kill() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}

@@ -38,8 +38,9 @@ class BunTransport implements Transport {
   }
 }
 
-/** Bun's close reason when uWebSockets refuses a message over `maxPayloadLength`. */
+/** Bun's close reasons when uWebSockets enforces a limit. */
 const TOO_BIG_REASON = "Received too big message";
+const IDLE_REASON = "WebSocket timed out from inactivity";
 
 /**
  * The `websocket` handlers to pass to `Bun.serve` beside a wsport `fetch`.
@@ -69,8 +70,10 @@ export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandle
       const connection = ws.data.connection;
       if (!connection) return ws.data.abandon();
       if (code === 1006 && reason === TOO_BIG_REASON) {
-        connection.handleTooBig();
+        connection.handleLimitClose("messageTooBig");
         code = 1009;
+      } else if (code === 1006 && reason === IDLE_REASON) {
+        connection.handleLimitClose("idleTimeout");
       }
       connection.handleClose(code, reason);
     },

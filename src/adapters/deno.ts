@@ -14,6 +14,9 @@ import type { Connection } from "../connection.ts";
 import type { ResolvedLimits } from "../options.ts";
 import { WebSocketTransport } from "./web_socket.ts";
 
+/** Deno's close reason when a ping went unanswered past `idleTimeout`. */
+const IDLE_REASON = "No response from ping frame.";
+
 function upgrade(
   request: Request,
   _context: unknown,
@@ -37,8 +40,15 @@ function upgrade(
     connection!.handleMessage(typeof data === "string" ? data : new Uint8Array(data));
   };
   socket.onclose = (event) => {
-    if (connection) connection.handleClose(event.code, event.reason);
-    else pending.abandon();
+    if (!connection) return pending.abandon();
+    if (event.reason === IDLE_REASON) {
+      // Deno says 1001 for a dead peer; Bun says 1006. A dead peer is abnormal: 1006 on both.
+      connection.handleLimitClose("idleTimeout");
+      return connection.handleClose(1006, event.reason);
+    }
+    // Deno reports 0 when it drops TCP, e.g. on data frames that arrive after its
+    // close frame (denoland/deno#21642); that is an abnormal closure.
+    connection.handleClose(event.code || 1006, event.reason);
   };
   // Errors are always followed by a close event, which is where the core learns of them.
   socket.onerror = (event) => event.preventDefault();

@@ -26,9 +26,13 @@ export class WebSocketTransport implements Transport {
   send(data: OutgoingData): void {
     if (this.#socket.readyState === WebSocket.OPEN) this.#socket.send(data);
   }
-  /** Starts the closing handshake. */
+  /**
+   * Starts the closing handshake, from a fresh task: Deno drops TCP without
+   * sending the close frame when `close()` runs inside a message event while
+   * more frames are buffered.
+   */
   close(code: number, reason: string): void {
-    this.#socket.close(code, reason);
+    setTimeout(() => this.#socket.close(code, reason), 0);
   }
   /** The standard API cannot drop TCP. */
   terminate(): boolean {
