@@ -47,3 +47,9 @@ export {
   WebSocketServer,
 } from "./src/server.ts";
 export { serve, type ServeOptions, Server } from "./src/serve.ts";
+export { broadcast, type BroadcastResult } from "./src/broadcast.ts";
+export type { PublishOptions, PublishResult, Topics } from "./src/connection.ts";
+export type { NativeTopics } from "./src/transport.ts";
+export type { PubSubBackend } from "./src/pubsub/backend.ts";
+export { PublishError } from "./src/pubsub/hub.ts";
+export { broadcastChannelBackend } from "./src/pubsub/broadcast_channel.ts";

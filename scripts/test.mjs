@@ -21,6 +21,37 @@ function ensureNodeModules() {
   }
 }
 
+/** Debian packages the suite needs: a real Redis, and a browser for the chat page. */
+const SYSTEM_PACKAGES = [
+  { command: "redis-server", pkg: "redis-server" },
+  { command: "chromium", pkg: "chromium" },
+];
+
+function ensureSystemPackages() {
+  const has = (command) => spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
+  const missing = SYSTEM_PACKAGES.filter(({ command }) => !has(command)).map(({ pkg }) => pkg);
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.error(
+      `test: missing ${missing.join(", ")}; install with: sudo apt-get install -y ${missing.join(" ")}`,
+    );
+    process.exit(1);
+  }
+  console.log(`test: installing ${missing.join(", ")} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  spawnSync("apt-get", ["update"], { stdio: "inherit", env });
+  const result = spawnSync("apt-get", ["install", "-y", "--no-install-recommends", ...missing], {
+    stdio: "inherit",
+    env,
+  });
+  if (
+    result.status !== 0 || missing.some((pkg) => !has(SYSTEM_PACKAGES.find((p) => p.pkg === pkg).command))
+  ) {
+    console.error(`test: could not install ${missing.join(", ")}`);
+    process.exit(1);
+  }
+}
+
 /** Runs a command, echoing its output, and returns the output. */
 function run(command, args, env = {}) {
   return new Promise((resolve) => {
@@ -47,6 +78,7 @@ function count(output, pattern) {
 }
 
 ensureNodeModules();
+ensureSystemPackages();
 const files = filter.length > 0 ? filter : ["tests/"];
 const results = [];
 

@@ -6,7 +6,7 @@
  */
 import type { Connection, RemoteAddress } from "./connection.ts";
 import type { ResolvedLimits } from "./options.ts";
-import type { Transport } from "./transport.ts";
+import type { NativeTopics, Transport } from "./transport.ts";
 
 /** An accepted handshake waiting for the runtime to open the socket. */
 export interface PendingUpgrade {
@@ -63,6 +63,8 @@ export type FetchHandler = (
 export interface Adapter {
   /** The runtime's name, for messages. */
   readonly runtime: string;
+  /** The runtime's own topic fan-out, if it has one (Bun); `context` as in `upgrade`. */
+  nativeTopics?(context: unknown): NativeTopics | undefined;
   /** Where the request came from; `context` is what the runtime passed to its fetch handler. */
   remoteAddress(request: Request, context: unknown): RemoteAddress;
   /** Upgrades a validated request; returns the 101 response, or `undefined` where the runtime answers itself. */

@@ -25,8 +25,34 @@ export interface ConnectionContext {
   readonly limits: ResolvedLimits;
   /** The server's counters, where limit closes are recorded. */
   readonly counters: ServerCounters;
+  /** The server's topics; absent for connections outside a server (clients). */
+  readonly topics?: Topics;
   /** Called once, when the connection has closed. */
   connectionClosed(connection: Connection): void;
+}
+
+/** Topic operations a connection delegates to its server. */
+export interface Topics {
+  /** Adds the connection to a topic's subscribers. */
+  subscribe(connection: Connection, topic: string): void;
+  /** Removes the connection from a topic's subscribers. */
+  unsubscribe(connection: Connection, topic: string): void;
+  /** Publishes to a topic, optionally skipping one connection. */
+  publish(topic: string, data: OutgoingData, except?: Connection): Promise<PublishResult>;
+}
+
+/** What a publish did: local deliveries, and subscribers skipped as closed or slow. */
+export interface PublishResult {
+  /** Local subscribers the message was handed to. */
+  delivered: number;
+  /** Local subscribers skipped because they were closing or over their write limit. */
+  skipped: number;
+}
+
+/** Options of {@linkcode Connection.publish}. */
+export interface PublishOptions {
+  /** Leave this connection out. Default `false`: the sender gets its own message too. */
+  exceptSelf?: boolean;
 }
 
 /** What a connection is created with. */
@@ -124,6 +150,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   #id: string | undefined;
   #readable: ReadableStream<Message> | undefined;
   #writable: WritableStream<OutgoingData> | undefined;
+  #topics: Set<string> | undefined;
 
   /** Creates a connection over a transport. Adapters call this; handlers receive it. */
   constructor(transport: Transport, context: ConnectionContext, init: ConnectionInit<Data>) {
@@ -230,6 +257,59 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     this.#transport.send(data);
     if (this.#transport.bufferedAmount <= this.#context.limits.writeHigh) return RESOLVED;
     return this.#waitForDrain();
+  }
+
+  /**
+   * Sends without waiting, if the connection is open and below its write
+   * limit; returns `false` and sends nothing otherwise. This is what
+   * {@linkcode broadcast} and topic delivery use for each peer.
+   */
+  trySend(data: OutgoingData): boolean {
+    if (this.#state !== OPEN || this.#transport.bufferedAmount > this.#context.limits.writeHigh) return false;
+    this.#transport.send(data);
+    return true;
+  }
+
+  /** The underlying transport, for the server's topic hub (native pub/sub on Bun). */
+  get transport(): Transport {
+    return this.#transport;
+  }
+
+  /** The topics this connection is subscribed to. */
+  get topics(): ReadonlySet<string> {
+    return this.#topics ??= new Set();
+  }
+
+  /**
+   * Subscribes to a topic: messages published to it (by `server.publish`,
+   * `ws.publish`, or another process sharing the server's backend) are sent
+   * to this connection. Unsubscribed automatically on close.
+   */
+  subscribe(topic: string): void {
+    const topics = this.#requireTopics();
+    if (this.#state === CLOSED || this.topics.has(topic)) return;
+    (this.#topics ??= new Set()).add(topic);
+    topics.subscribe(this as Connection, topic);
+  }
+
+  /** Unsubscribes from a topic. */
+  unsubscribe(topic: string): void {
+    if (!this.#topics?.delete(topic)) return;
+    this.#requireTopics().unsubscribe(this as Connection, topic);
+  }
+
+  /**
+   * Publishes to a topic's subscribers on this server and, through the
+   * server's backend, on every process sharing it.
+   */
+  publish(topic: string, data: OutgoingData, options?: PublishOptions): Promise<PublishResult> {
+    return this.#requireTopics().publish(topic, data, options?.exceptSelf ? this as Connection : undefined);
+  }
+
+  #requireTopics(): Topics {
+    const topics = this.#context.topics;
+    if (!topics) throw new TypeError("topics need a server: this connection has none");
+    return topics;
   }
 
   #closedError(): ConnectionClosed {
@@ -358,6 +438,10 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
       }
     }
     this.#rejectDrainWaiters(error);
+    if (this.#topics?.size) {
+      for (const topic of this.#topics) this.#context.topics!.unsubscribe(this as Connection, topic);
+      this.#topics.clear();
+    }
     this.#controller?.abort(error);
     this.#closedPromise?.resolve(info);
     this.#context.connectionClosed(this);

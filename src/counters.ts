@@ -46,6 +46,8 @@ export interface ServerCounters {
   closed: Record<LimitCloseReason, number>;
   /** Messages dropped: received past `maxQueue`, or over `maxMessageSize`. */
   droppedMessages: number;
+  /** Topic traffic: publishes made here, messages received from the backend, failures, slow subscribers skipped. */
+  pubsub: { published: number; received: number; publishFailures: number; skipped: number };
 }
 
 /** Returns counters set to zero. */
@@ -65,5 +67,6 @@ export function createCounters(): ServerCounters {
     },
     closed: { messageTooBig: 0, queueOverflow: 0, idleTimeout: 0, closeTimeout: 0, handlerError: 0 },
     droppedMessages: 0,
+    pubsub: { published: 0, received: 0, publishFailures: 0, skipped: 0 },
   };
 }

@@ -18,7 +18,10 @@ import {
 } from "./handshake.ts";
 import { type LimitOptions, type ResolvedLimits, resolveLimits } from "./options.ts";
 import { detectAdapter } from "./runtime.ts";
-import type { Transport } from "./transport.ts";
+import type { OutgoingData, Transport } from "./transport.ts";
+import type { PublishResult } from "./connection.ts";
+import type { PubSubBackend } from "./pubsub/backend.ts";
+import { TopicHub } from "./pubsub/hub.ts";
 import { bunWebSocketHandlers } from "./adapters/bun.ts";
 import type { BunWebSocketHandlers } from "./adapters/bun_types.ts";
 
@@ -61,8 +64,14 @@ export interface ServerOptions<Data = unknown> extends LimitOptions {
   headers?: HeadersInit;
   /** Upgrades past this many open connections get 503. Default: no limit. */
   maxConnections?: number;
-  /** Receives errors thrown by handlers. Default: logs with `console.error`. */
+  /** Receives errors thrown by handlers and pub/sub backend failures. Default: logs with `console.error`. */
   onError?(error: unknown, connection: Connection<Data> | undefined): void;
+  /**
+   * Carries topic messages to other processes or isolates: `broadcastChannelBackend()`
+   * (workers), `redisBackend()` (processes and machines), or your own. Default: this
+   * process only.
+   */
+  pubsub?: PubSubBackend;
   /** The runtime adapter; detected when omitted. */
   adapter?: Adapter;
 }
@@ -77,8 +86,8 @@ export interface CloseOptions {
   reason?: string;
 }
 
-function defaultOnError(error: unknown): void {
-  console.error("wsport: connection handler failed:", error);
+function defaultOnError(error: unknown, connection?: unknown): void {
+  console.error(connection ? "wsport: connection handler failed:" : "wsport:", error);
 }
 
 class Upgrade<Data> implements PendingUpgrade {
@@ -149,6 +158,7 @@ export class WebSocketServer<Data = unknown> {
   #idle: PromiseWithResolvers<void> | undefined;
   #context: ConnectionContext;
   #bunHandlers: BunWebSocketHandlers<PendingUpgrade> | undefined;
+  #topics: TopicHub;
 
   /** Creates a server; prefer {@linkcode createServer}. */
   constructor(handler: Handler<Data>, options: ServerOptions<Data> = {}) {
@@ -157,9 +167,11 @@ export class WebSocketServer<Data = unknown> {
     this.limits = resolveLimits(options);
     this.adapter = options.adapter ?? detectAdapter();
     this.#headers = [...new Headers(options.headers)];
+    this.#topics = new TopicHub(this.counters, options.pubsub, (error) => this.#report(error, undefined));
     this.#context = {
       limits: this.limits,
       counters: this.counters,
+      topics: this.#topics,
       connectionClosed: (connection) => this.#connectionClosed(connection as Connection<Data>),
     };
   }
@@ -253,6 +265,9 @@ export class WebSocketServer<Data = unknown> {
       this.#accept,
       this.#abandon,
     );
+    if (!this.#topics.native && this.adapter.nativeTopics) {
+      this.#topics.native = this.adapter.nativeTopics(context);
+    }
     this.#pendingUpgrades++;
     try {
       return this.adapter.upgrade(request, context, upgrade, this.limits);
@@ -318,12 +333,37 @@ export class WebSocketServer<Data = unknown> {
     // A handler that lets ConnectionClosed escape only reports what the peer did.
     if (error instanceof ConnectionClosed) return this.#handlerReturned(connection);
     this.counters.closed.handlerError++;
+    this.#report(error, connection);
+    if (connection.readyState === "open") connection.close(1011, "internal error").catch(() => {});
+  }
+
+  #report(error: unknown, connection: Connection<Data> | undefined): void {
     try {
-      (this.#options.onError ?? defaultOnError)(error, connection);
+      (this.#options.onError ?? defaultOnError)(error, connection as Connection<Data>);
     } catch (hookError) {
       defaultOnError(hookError);
     }
-    if (connection.readyState === "open") connection.close(1011, "internal error").catch(() => {});
+  }
+
+  /**
+   * Publishes to every subscriber of `topic` on this server (without waiting
+   * for any of them, skipping slow ones as {@linkcode broadcast} does) and,
+   * through the `pubsub` backend, on every process sharing it. Resolves once
+   * the backend took the message; rejects with `PublishError` if it failed
+   * (local delivery has happened; the failure is also counted and reported
+   * to `onError`, so an unawaited publish never crashes the server).
+   */
+  publish(
+    topic: string,
+    data: OutgoingData,
+    options?: { except?: Connection<Data> },
+  ): Promise<PublishResult> {
+    return this.#topics.publish(topic, data, options?.except as Connection | undefined);
+  }
+
+  /** How many connections of this server are subscribed to `topic`. */
+  subscribers(topic: string): number {
+    return this.#topics.count(topic);
   }
 
   #handlerEnded(): void {
@@ -361,7 +401,7 @@ export class WebSocketServer<Data = unknown> {
       reason: options.reason ?? (code === 1001 ? "going away" : ""),
     };
     this.#accepting = false;
-    this.#closing = this.drain(this.#closeOptions).then(
+    this.#closing = this.drain(this.#closeOptions).finally(() => this.#topics.close()).then(
       () => this.#finished.resolve(),
       (error) => {
         this.#finished.resolve();

@@ -51,4 +51,19 @@ export interface Transport {
   readonly emitsDrain: boolean;
   /** Whether the runtime itself closes with 1009 a message over `maxMessageSize`. */
   readonly enforcesMaxMessageSize: boolean;
+  /** Native topic subscription (Bun), used by the server's topic hub when present. */
+  subscribe?(topic: string): void;
+  /** Native topic unsubscription (Bun). */
+  unsubscribe?(topic: string): void;
+  /** Native publish to a topic's subscribers except this socket (Bun). */
+  publishExceptSelf?(topic: string, data: OutgoingData): void;
+}
+
+/**
+ * A runtime's own topic fan-out (Bun's `server.publish`, in C++), used for
+ * local delivery instead of a JavaScript loop where it exists.
+ */
+export interface NativeTopics {
+  /** Sends `data` to every socket subscribed to `topic` through `Transport.subscribe`. */
+  publish(topic: string, data: OutgoingData): void;
 }

@@ -55,11 +55,15 @@ export class TestClient {
     const queued = this.#messages.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no message within ${ms} ms`)), ms);
-      this.#waiters.push((message) => {
+      const waiter = (message: string | Uint8Array) => {
         clearTimeout(timer);
         resolve(message);
-      });
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        reject(new Error(`no message within ${ms} ms`));
+      }, ms);
+      this.#waiters.push(waiter);
     });
   }
 

@@ -36,6 +36,15 @@ class BunTransport implements Transport {
   get bufferedAmount(): number {
     return this.#ws.getBufferedAmount();
   }
+  subscribe(topic: string): void {
+    this.#ws.subscribe(topic);
+  }
+  unsubscribe(topic: string): void {
+    this.#ws.unsubscribe(topic);
+  }
+  publishExceptSelf(topic: string, data: OutgoingData): void {
+    this.#ws.publish(topic, data);
+  }
 }
 
 /** Bun's close reasons when uWebSockets enforces a limit. */
@@ -52,8 +61,9 @@ export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandle
     // Bun counts whole seconds, from 0 (off) to 960.
     idleTimeout: Math.min(960, Math.ceil(limits.idleTimeout / 1000)),
     sendPings: true,
-    // wsport's writeLimit governs; Bun must never drop a send on its own.
-    backpressureLimit: 2 ** 31 - 1,
+    // wsport's writeLimit governs send(); this bound only caps what native topic
+    // delivery may queue for a slow subscriber (Bun drops past it).
+    backpressureLimit: Math.max(16 * 1024 * 1024, 4 * limits.writeHigh),
     closeOnBackpressureLimit: false,
     perMessageDeflate: false,
     open(ws) {
@@ -83,6 +93,11 @@ export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandle
 /** The Bun adapter. */
 export const bunAdapter: Adapter = {
   runtime: "bun",
+  nativeTopics(context) {
+    const server = context as BunServer | undefined;
+    if (typeof server?.publish !== "function") return undefined;
+    return { publish: (topic, data) => void server.publish(topic, data) };
+  },
   remoteAddress(request, context) {
     const ip = (context as BunServer | undefined)?.requestIP?.(request);
     return { hostname: ip?.address ?? "", port: ip?.port ?? 0 };

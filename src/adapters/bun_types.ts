@@ -19,6 +19,12 @@ export interface BunServerWebSocket<T> {
   terminate(): void;
   /** Bytes buffered for sending. */
   getBufferedAmount(): number;
+  /** Subscribes to a native topic. */
+  subscribe(topic: string): void;
+  /** Unsubscribes from a native topic. */
+  unsubscribe(topic: string): void;
+  /** Publishes to a native topic, except to this socket. */
+  publish(topic: string, data: string | ArrayBuffer | ArrayBufferView): number;
 }
 
 /** Bun's `Server`, as far as wsport uses it. */
@@ -28,6 +34,8 @@ export interface BunServer {
   upgrade(request: Request, options: { headers?: HeadersInit; data?: unknown }): boolean;
   requestIP(request: Request): { address: string; port: number } | null;
   stop(closeActiveConnections?: boolean): Promise<void> | void;
+  /** Publishes to every socket subscribed to `topic`. */
+  publish(topic: string, data: string | ArrayBuffer | ArrayBufferView): number;
 }
 
 /** The `websocket` handlers object of `Bun.serve`. */

@@ -1,0 +1,199 @@
+// End-to-end test of examples/chat in a real browser, once per runtime.
+// Run by `npm test` (under deno test and bun test), or alone with: node --test tests/browser/
+//
+// Starts the chat example under Deno and under Bun, opens three Chromium
+// pages (two in room "blue", one in room "green") and checks that a message
+// typed in one blue page reaches both blue pages and not the green one.
+// Needs Debian's chromium at /usr/bin/chromium; fails (does not skip) without it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const CHROMIUM = "/usr/bin/chromium";
+const SCREENSHOT = "/tmp/wsport-chat.png";
+const TEST_TIMEOUT_MS = 60_000;
+const LISTEN_TIMEOUT_MS = 15_000;
+const UI_TIMEOUT_MS = 10_000;
+const KILL_GRACE_MS = 5_000;
+
+const RUNTIMES = {
+  deno: [join(root, "node_modules", ".bin", "deno"), [
+    "run",
+    "--allow-net",
+    "--allow-env",
+    "examples/chat/server.ts",
+  ]],
+  bun: [join(root, "node_modules", ".bin", "bun"), ["run", "examples/chat/server.ts"]],
+};
+
+/** Asks the OS for a free TCP port on 127.0.0.1. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close((error) => (error ? reject(error) : resolve(port)));
+    });
+  });
+}
+
+/** Starts the chat example; resolves with the child and its URL once it prints "chat on". */
+function startChat(runtime, port) {
+  const [command, args] = RUNTIMES[runtime];
+  assert.ok(existsSync(command), `${command} is missing; run npm ci`);
+  const child = spawn(command, args, {
+    cwd: root,
+    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), REDIS_URL: "", NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(new Error(`${runtime}: no "chat on" line within ${LISTEN_TIMEOUT_MS} ms; output:\n${output}`)),
+      LISTEN_TIMEOUT_MS,
+    );
+    child.stdout.on("data", (chunk) => {
+      output += chunk;
+      const match = /chat on (http:\/\/\S+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${runtime}: chat exited early (code ${code}, signal ${signal}); output:\n${output}`));
+    });
+  });
+  return { child, ready, output: () => output };
+}
+
+/** SIGTERM, wait for exit; SIGKILL if it is still running after KILL_GRACE_MS. Resolves with the exit info. */
+function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode, killed: false });
+  }
+  return new Promise((resolve) => {
+    let killed = false;
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill("SIGKILL");
+    }, KILL_GRACE_MS);
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, killed });
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+async function openRoom(browser, url, room) {
+  const page = await browser.newPage();
+  await page.goto(`${url}?room=${room}`, { timeout: UI_TIMEOUT_MS });
+  return page;
+}
+
+async function waitConnected(page, label) {
+  try {
+    await page.waitForFunction(() => document.getElementById("status")?.textContent === "connected", null, {
+      timeout: UI_TIMEOUT_MS,
+    });
+  } catch (error) {
+    const status = await page.textContent("#status").catch(() => "?");
+    throw new Error(`${label}: #status is "${status}", not "connected": ${error.message}`);
+  }
+}
+
+async function messages(page) {
+  return await page.$$eval("#messages li", (items) => items.map((item) => item.textContent));
+}
+
+async function chatInBrowser(runtime) {
+  assert.ok(
+    existsSync(CHROMIUM),
+    `${CHROMIUM} is missing: install the Debian package "chromium" (apt-get install chromium)`,
+  );
+  const port = await freePort();
+  const server = startChat(runtime, port);
+  let exit;
+  try {
+    const url = await server.ready;
+    assert.equal(url, `http://127.0.0.1:${port}/`);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: 30_000,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-quic",
+      ],
+    });
+    try {
+      const blue1 = await openRoom(browser, url, "blue");
+      const blue2 = await openRoom(browser, url, "blue");
+      const green = await openRoom(browser, url, "green");
+      await Promise.all([
+        waitConnected(blue1, "blue page one"),
+        waitConnected(blue2, "blue page two"),
+        waitConnected(green, "green page"),
+      ]);
+
+      const text = `hello from ${runtime} ${Date.now()}`;
+      await blue1.fill("#text", text);
+      await blue1.press("#text", "Enter");
+
+      for (const [page, label] of [[blue2, "blue page two"], [blue1, "blue page one (sender)"]]) {
+        await page
+          .locator("#messages li", { hasText: text })
+          .waitFor({ timeout: UI_TIMEOUT_MS })
+          .catch((error) => {
+            throw new Error(`${label} did not show the message: ${error.message}`);
+          });
+        assert.deepEqual(await messages(page), [text], `${label} should hold exactly the one message`);
+      }
+      assert.equal(await blue1.inputValue("#text"), "", "the input is cleared after sending");
+      await blue2.screenshot({ path: SCREENSHOT, fullPage: true });
+
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(await messages(green), [], "the green room must not receive blue's message");
+      assert.deepEqual(await messages(blue2), [text], "blue page two got the message exactly once");
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    exit = await stop(server.child);
+  }
+  // Checked after the finally so that it never hides an earlier failure.
+  assert.equal(
+    exit.killed,
+    false,
+    `${runtime}: chat ignored SIGTERM for ${KILL_GRACE_MS} ms; output:\n${server.output()}`,
+  );
+}
+
+// Under `deno test` the chat runs on Deno, under `bun test` on Bun; under `node --test`, on both.
+const current = "Bun" in globalThis ? ["bun"] : "Deno" in globalThis ? ["deno"] : Object.keys(RUNTIMES);
+for (const runtime of current) {
+  test(`chat example in chromium (${runtime})`, { timeout: TEST_TIMEOUT_MS }, () => chatInBrowser(runtime));
+}

@@ -1,0 +1,267 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import process from "node:process";
+import { spawn } from "node:child_process";
+import { broadcast, type Connection, PublishError } from "../mod.ts";
+import { redisBackend } from "../src/pubsub/redis.ts";
+import { delay, startNonReader, startServer, TestClient, waitFor, within } from "./helpers.ts";
+import { freePort, RedisServer } from "./redis_server.ts";
+
+/** A room handler: subscribes to the room in the path; publishes what it receives there. */
+const room = async (ws: Connection) => {
+  const topic = `room:${ws.url.pathname.split("/").at(-1)}`;
+  ws.subscribe(topic);
+  for await (const message of ws) ws.publish(topic, message);
+};
+
+test("broadcast reaches 200 clients without awaiting any", async () => {
+  await using server = startServer(async (ws) => {
+    await ws.closed;
+  });
+  const clients = await Promise.all(Array.from({ length: 200 }, () => TestClient.open(server.url)));
+  await waitFor(() => server.connections.size === 200, 5000, "200 connections");
+  const result = broadcast(server.connections, "to everyone");
+  assert.deepEqual(result, { sent: 200, skipped: 0 });
+  const received = await Promise.all(clients.map((client) => client.next()));
+  assert.ok(received.every((message) => message === "to everyone"));
+  for (const client of clients) client.close();
+});
+
+test("broadcast skips a slow client over its write limit and still reaches the others", async () => {
+  const filled = Promise.withResolvers<void>();
+  await using server = startServer(async (ws) => {
+    if (ws.url.pathname === "/slow") {
+      const chunk = new Uint8Array(64 * 1024);
+      // Fill the slow peer's buffers until wsport considers it over the write limit.
+      while (ws.trySend(chunk)) await delay(1);
+      filled.resolve();
+    }
+    await ws.closed;
+  });
+  const slow = await startNonReader(server.addr.port, "/slow");
+  await within(filled.promise, 10_000, "slow peer to fill up");
+  const fast = await Promise.all(Array.from({ length: 5 }, () => TestClient.open(server.url)));
+  await waitFor(() => server.connections.size === 6, 5000, "6 connections");
+  const result = broadcast(server.connections, "hello");
+  assert.deepEqual(result, { sent: 5, skipped: 1 });
+  for (const client of fast) assert.equal(await client.next(), "hello");
+  await slow.kill();
+  for (const client of fast) client.close();
+});
+
+test("topics: subscribe, publish, unsubscribe, and unsubscribe on close", async () => {
+  const seen = Promise.withResolvers<Connection>();
+  await using server = startServer(async (ws) => {
+    ws.subscribe("news");
+    ws.subscribe("sports");
+    seen.resolve(ws);
+    for await (const message of ws) if (message === "leave sports") ws.unsubscribe("sports");
+  });
+  const client = await TestClient.open(server.url);
+  const ws = await seen.promise;
+  assert.deepEqual([...ws.topics].sort(), ["news", "sports"]);
+  assert.equal(server.subscribers("news"), 1);
+  assert.deepEqual(await server.publish("news", "headline"), { delivered: 1, skipped: 0 });
+  assert.equal(await client.next(), "headline");
+  client.send("leave sports");
+  await waitFor(() => server.subscribers("sports") === 0, 5000, "unsubscribe");
+  assert.deepEqual([...ws.topics], ["news"]);
+  assert.deepEqual(await server.publish("sports", "score"), { delivered: 0, skipped: 0 });
+  await server.publish("news", "binary follows");
+  await server.publish("news", new Uint8Array([1, 2, 3]));
+  assert.equal(await client.next(), "binary follows");
+  assert.deepEqual(await client.next(), new Uint8Array([1, 2, 3]));
+  client.close();
+  await waitFor(() => server.subscribers("news") === 0, 5000, "unsubscribe on close");
+  assert.equal(ws.topics.size, 0);
+});
+
+test("rooms are isolated, and the sender gets its own message unless exceptSelf", async () => {
+  await using server = startServer(async (ws) => {
+    const topic = `room:${ws.url.pathname.split("/").at(-1)}`;
+    ws.subscribe(topic);
+    for await (const message of ws) {
+      ws.publish(topic, message, { exceptSelf: ws.url.searchParams.has("quiet") });
+    }
+  });
+  const a1 = await TestClient.open(`${server.url}/rooms/a`);
+  const a2 = await TestClient.open(`${server.url}/rooms/a?quiet`);
+  const b1 = await TestClient.open(`${server.url}/rooms/b`);
+  await waitFor(() => server.subscribers("room:a") === 2 && server.subscribers("room:b") === 1, 5000, "subs");
+  a1.send("for room a");
+  assert.equal(await a1.next(), "for room a");
+  assert.equal(await a2.next(), "for room a");
+  a2.send("from the quiet one");
+  assert.equal(await a1.next(), "from the quiet one");
+  b1.send("for room b");
+  assert.equal(await b1.next(), "for room b");
+  await delay(100);
+  await assert.rejects(a2.next(100), /no message/, "a2 got neither its own message nor room b's");
+  for (const client of [a1, a2, b1]) client.close();
+});
+
+test("per-user delivery: a user:<id> topic reaches every connection of that user", async () => {
+  await using server = startServer<{ user: string }>(async (ws) => {
+    ws.subscribe(`user:${ws.data.user}`);
+    await ws.closed;
+  }, {
+    processRequest(request, context) {
+      context.data = { user: new URL(request.url).searchParams.get("user")! };
+    },
+  });
+  const tab1 = await TestClient.open(`${server.url}/?user=ada`);
+  const tab2 = await TestClient.open(`${server.url}/?user=ada`);
+  const other = await TestClient.open(`${server.url}/?user=bob`);
+  await waitFor(() => server.subscribers("user:ada") === 2, 5000, "ada's two connections");
+  assert.equal((await server.publish("user:ada", "for ada only")).delivered, 2);
+  assert.equal(await tab1.next(), "for ada only");
+  assert.equal(await tab2.next(), "for ada only");
+  await assert.rejects(other.next(150), /no message/);
+  for (const client of [tab1, tab2, other]) client.close();
+});
+
+test("BroadcastChannel backend: a room spans servers in two Workers", { timeout: 30_000 }, async () => {
+  const channel = `wsport-test-${crypto.randomUUID()}`;
+  const workers = [0, 1].map(() =>
+    new Worker(new URL("./fixtures/bc_worker.ts", import.meta.url).href, { type: "module" })
+  );
+  try {
+    const ports = await Promise.all(workers.map((worker) =>
+      new Promise<number>((resolve) => {
+        worker.onmessage = (event) => resolve(event.data.port);
+        worker.postMessage({ channel });
+      })
+    ));
+    const a = await TestClient.open(`ws://127.0.0.1:${ports[0]}/rooms/x`);
+    const b = await TestClient.open(`ws://127.0.0.1:${ports[1]}/rooms/x`);
+    const other = await TestClient.open(`ws://127.0.0.1:${ports[1]}/rooms/y`);
+    await delay(100);
+    a.send("across workers");
+    assert.equal(await a.next(), "across workers");
+    assert.equal(await b.next(), "across workers");
+    b.send(new Uint8Array([4, 2]));
+    assert.deepEqual(await a.next(), new Uint8Array([4, 2]));
+    assert.deepEqual(await b.next(), new Uint8Array([4, 2]));
+    await assert.rejects(other.next(150), /no message/);
+    for (const client of [a, b, other]) client.close();
+    await Promise.all(workers.map((worker) =>
+      new Promise<void>((resolve) => {
+        worker.onmessage = () => resolve();
+        worker.postMessage("close");
+      })
+    ));
+  } finally {
+    for (const worker of workers) worker.terminate();
+  }
+});
+
+test("Redis backend: server.publish reaches another server; failures are reported, delivery resumes", {
+  timeout: 60_000,
+}, async () => {
+  const redis = await RedisServer.start();
+  const errors: unknown[] = [];
+  const quiet = { onStatus() {} };
+  try {
+    await using one = startServer(room, {
+      pubsub: redisBackend(redis.url, quiet),
+      onError: (e) => errors.push(e),
+    });
+    await using two = startServer(room, {
+      pubsub: redisBackend(redis.url, quiet),
+      onError: (e) => errors.push(e),
+    });
+    const a = await TestClient.open(`${one.url}/rooms/r`);
+    const b = await TestClient.open(`${two.url}/rooms/r`);
+    await waitFor(() => one.subscribers("room:r") === 1 && two.subscribers("room:r") === 1, 5000, "subs");
+    await delay(200); // SUBSCRIBE reaches Redis
+    await one.publish("room:r", "via redis");
+    assert.equal(await a.next(), "via redis");
+    assert.equal(await b.next(), "via redis");
+    await one.publish("room:r", new Uint8Array([7, 7]));
+    assert.deepEqual(await b.next(), new Uint8Array([7, 7]));
+    assert.deepEqual(await a.next(), new Uint8Array([7, 7]));
+
+    await redis.stop();
+    await delay(200);
+    // Local delivery goes on; the backend failure rejects this publish and is counted and reported.
+    const failed = await one.publish("room:r", "redis is down").catch((error) => error);
+    assert.ok(failed instanceof PublishError, String(failed));
+    assert.equal(failed.local.delivered, 1);
+    assert.equal(await a.next(), "redis is down");
+    assert.ok(one.counters.pubsub.publishFailures >= 1);
+    assert.ok(errors.some((error) => error instanceof PublishError));
+
+    await redis.restart();
+    // The backend reconnects and resubscribes by itself.
+    const deadline = Date.now() + 20_000;
+    let delivered = false;
+    while (!delivered && Date.now() < deadline) {
+      await one.publish("room:r", "back").catch(() => {});
+      delivered = await b.next(500).then((message) => message === "back", () => false);
+      if (!delivered) await a.next(100).catch(() => {});
+    }
+    assert.ok(delivered, "delivery through Redis resumed after the restart");
+    a.close();
+    b.close();
+  } finally {
+    await redis.stop();
+  }
+});
+
+test("Redis: two chat processes form one chat, keep one sender's order, and survive a Redis restart", {
+  timeout: 90_000,
+}, async () => {
+  const redis = await RedisServer.start();
+  const chat = new URL("../examples/chat/server.ts", import.meta.url).pathname;
+  const processes: ReturnType<typeof spawn>[] = [];
+  const startChat = async () => {
+    const port = await freePort();
+    const args = "Bun" in globalThis ? [chat] : ["run", "-A", chat];
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), REDIS_URL: redis.url },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    processes.push(child);
+    await within(
+      new Promise<void>((resolve) =>
+        child.stdout!.on("data", (chunk) => String(chunk).includes("chat on") && resolve())
+      ),
+      15_000,
+      "chat server start",
+    );
+    return port;
+  };
+  try {
+    const [p1, p2] = await Promise.all([startChat(), startChat()]);
+    const alice = await TestClient.open(`ws://127.0.0.1:${p1}/rooms/lobby`);
+    const bob = await TestClient.open(`ws://127.0.0.1:${p2}/rooms/lobby`);
+    const eve = await TestClient.open(`ws://127.0.0.1:${p2}/rooms/other`);
+    await delay(300);
+    for (let i = 0; i < 50; i++) alice.send(`msg ${i}`);
+    for (let i = 0; i < 50; i++) {
+      assert.equal(JSON.parse(await bob.next() as string).text, `msg ${i}`);
+      assert.equal(JSON.parse(await alice.next() as string).text, `msg ${i}`);
+    }
+    await assert.rejects(eve.next(200), /no message/);
+
+    await redis.stop();
+    alice.send("while redis is down"); // delivered locally on alice's process only
+    assert.equal(JSON.parse(await alice.next() as string).text, "while redis is down");
+    await redis.restart();
+    const deadline = Date.now() + 20_000;
+    let resumed = false;
+    while (!resumed && Date.now() < deadline) {
+      alice.send("after restart");
+      resumed = await bob.next(500).then(
+        (m) => JSON.parse(m as string).text === "after restart",
+        () => false,
+      );
+    }
+    assert.ok(resumed, "bob hears alice again after Redis came back");
+    for (const child of processes) assert.equal(child.exitCode, null, "chat processes did not crash");
+    for (const client of [alice, bob, eve]) client.close();
+  } finally {
+    for (const child of processes) child.kill("SIGTERM");
+    await redis.stop();
+  }
+});
