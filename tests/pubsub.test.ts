@@ -7,6 +7,29 @@ import { redisBackend } from "../src/pubsub/redis.ts";
 import { delay, startNonReader, startServer, TestClient, waitFor, within } from "./helpers.ts";
 import { freePort, RedisServer } from "./redis_server.ts";
 
+/** Repeats `send` until `client` receives a message that `match`es (bounded). */
+async function untilHeard(
+  send: () => unknown,
+  client: TestClient,
+  match: (message: string | Uint8Array) => boolean,
+): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    send();
+    const heard = await client.next(300).then(match, () => false);
+    if (heard) return;
+  }
+  throw new Error("the message never got through");
+}
+
+/** Reads from `client` until a message `match`es. */
+async function skipUntil(
+  client: TestClient,
+  match: (message: string | Uint8Array) => boolean,
+): Promise<void> {
+  while (!match(await client.next())) { /* skip */ }
+}
+
 /** A room handler: subscribes to the room in the path; publishes what it receives there. */
 const room = async (ws: Connection) => {
   const topic = `room:${ws.url.pathname.split("/").at(-1)}`;
@@ -173,7 +196,11 @@ test("Redis backend: server.publish reaches another server; failures are reporte
     const a = await TestClient.open(`${one.url}/rooms/r`);
     const b = await TestClient.open(`${two.url}/rooms/r`);
     await waitFor(() => one.subscribers("room:r") === 1 && two.subscribers("room:r") === 1, 5000, "subs");
-    await delay(200); // SUBSCRIBE reaches Redis
+    // SUBSCRIBE reaches Redis asynchronously: publish until the other server hears it.
+    await untilHeard(() => one.publish("room:r", "warm-up").catch(() => {}), b, (m) => m === "warm-up");
+    await skipUntil(a, (m) => m === "warm-up");
+    while (await a.next(100).catch(() => undefined) !== undefined);
+    while (await b.next(100).catch(() => undefined) !== undefined);
     await one.publish("room:r", "via redis");
     assert.equal(await a.next(), "via redis");
     assert.equal(await b.next(), "via redis");
@@ -236,12 +263,13 @@ test("Redis: two chat processes form one chat, keep one sender's order, and surv
     const alice = await TestClient.open(`ws://127.0.0.1:${p1}/rooms/lobby`);
     const bob = await TestClient.open(`ws://127.0.0.1:${p2}/rooms/lobby`);
     const eve = await TestClient.open(`ws://127.0.0.1:${p2}/rooms/other`);
-    await delay(300);
+    const text = (m: string | Uint8Array) => JSON.parse(m as string).text;
+    await untilHeard(() => alice.send("warm-up"), bob, (m) => text(m) === "warm-up");
+    while (await bob.next(200).catch(() => undefined) !== undefined);
     for (let i = 0; i < 50; i++) alice.send(`msg ${i}`);
-    for (let i = 0; i < 50; i++) {
-      assert.equal(JSON.parse(await bob.next() as string).text, `msg ${i}`);
-      assert.equal(JSON.parse(await alice.next() as string).text, `msg ${i}`);
-    }
+    await skipUntil(alice, (m) => text(m) === "msg 0");
+    for (let i = 1; i < 50; i++) assert.equal(text(await alice.next()), `msg ${i}`);
+    for (let i = 0; i < 50; i++) assert.equal(text(await bob.next()), `msg ${i}`);
     await assert.rejects(eve.next(200), /no message/);
 
     await redis.stop();

@@ -24,6 +24,8 @@ export type { Message } from "../transport.ts";
 export interface RedisBackendOptions {
   /** Prefix of the Redis channel of each topic. Default `"wsport:"`. */
   prefix?: string;
+  /** How long publishes made before the first connection wait for it, in ms. Default 5,000. */
+  connectTimeout?: number;
   /** Longest wait between reconnection attempts, in ms. Default 2,000. */
   maxReconnectDelay?: number;
   /** Called when a Redis connection fails or recovers. Default: one `console.warn` per change. */
@@ -80,6 +82,17 @@ export function redisBackend(url: string, options: RedisBackendOptions = {}): Pu
     client.on("error", setDown);
     client.on("ready", setUp);
   }
+  // The first publishes may come while the first connection is still being made:
+  // they wait for it (up to connectTimeout), later ones fail fast.
+  const connectTimeout = options.connectTimeout ?? 5000;
+  let firstConnection: Promise<void> | undefined = new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, connectTimeout);
+    publisher.once("ready", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    publisher.once("end", () => clearTimeout(timer));
+  }).then(() => firstConnection = undefined);
 
   return {
     start(deliver) {
@@ -99,6 +112,7 @@ export function redisBackend(url: string, options: RedisBackendOptions = {}): Pu
       subscriber.unsubscribe(prefix + topic).catch(setDown);
     },
     async publish(topic, message) {
+      if (firstConnection) await firstConnection;
       const body = typeof message === "string" ? Buffer.from(message, "utf8") : Buffer.from(message);
       const payload = Buffer.concat([
         Buffer.from([typeof message === "string" ? TEXT : BINARY]),
@@ -108,6 +122,7 @@ export function redisBackend(url: string, options: RedisBackendOptions = {}): Pu
       await publisher.publish(prefix + topic, payload);
     },
     async close() {
+      firstConnection = undefined;
       publisher.disconnect();
       subscriber.disconnect();
       await Promise.resolve();
