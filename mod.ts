@@ -47,6 +47,15 @@ export {
   WebSocketServer,
 } from "./src/server.ts";
 export { serve, type ServeOptions, Server } from "./src/serve.ts";
+export {
+  connect,
+  type ConnectOptions,
+  InvalidHandshake,
+  InvalidURI,
+  reconnect,
+  type ReconnectCloseInfo,
+  type ReconnectOptions,
+} from "./src/client.ts";
 export { broadcast, type BroadcastResult } from "./src/broadcast.ts";
 export type { PublishOptions, PublishResult, Topics } from "./src/connection.ts";
 export type { NativeTopics } from "./src/transport.ts";

@@ -102,3 +102,66 @@ export class InvalidOption extends TypeError {
     this.name = "InvalidOption";
   }
 }
+
+/**
+ * A client was given a URL it cannot connect to: not a URL at all, or a
+ * scheme other than `ws:`, `wss:`, `http:` or `https:`.
+ *
+ * @example
+ * ```ts
+ * import { connect, InvalidURI } from "../mod.ts";
+ *
+ * try {
+ *   await connect("ftp://example.com/");
+ * } catch (error) {
+ *   console.log(error instanceof InvalidURI); // true
+ * }
+ * ```
+ */
+export class InvalidURI extends Error {
+  /** The URL as it was given. */
+  readonly uri: string;
+
+  /** Creates the error for `uri`, saying what is wrong with it. */
+  constructor(uri: string, message: string) {
+    super(`invalid WebSocket URL ${JSON.stringify(uri)}: ${message}`);
+    this.name = "InvalidURI";
+    this.uri = uri;
+  }
+}
+
+/**
+ * A client's connection failed before it opened: the server answered the
+ * handshake with an HTTP status other than 101 (401, 403, 404, 503, …), or
+ * the connection could not be made at all (refused, DNS, TLS, dropped).
+ *
+ * `status` is the HTTP status when the server answered with one and the
+ * runtime says which: Deno and Bun do; Node's and browsers' `WebSocket` report
+ * every failure alike, so there `status` is always `undefined`. It is also
+ * `undefined` when no HTTP answer came. `message` carries the runtime's own
+ * description.
+ *
+ * @example Tell an authentication failure from an unreachable server
+ * ```ts
+ * import { connect, InvalidHandshake } from "../mod.ts";
+ *
+ * try {
+ *   const ws = await connect("ws://127.0.0.1:1/", { openTimeout: 1000 });
+ *   await ws.close();
+ * } catch (error) {
+ *   if (error instanceof InvalidHandshake && error.status === 401) console.log("log in first");
+ *   else console.log("unreachable:", (error as Error).message);
+ * }
+ * ```
+ */
+export class InvalidHandshake extends Error {
+  /** The HTTP status the server answered with, where the runtime tells; else `undefined`. */
+  readonly status: number | undefined;
+
+  /** Creates the error; `status` where known, `cause` the runtime's error or event. */
+  constructor(message: string, status?: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "InvalidHandshake";
+    this.status = status;
+  }
+}

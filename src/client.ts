@@ -1,0 +1,445 @@
+/**
+ * The client: `connect()` opens a {@linkcode Connection} over the runtime's
+ * standard global `WebSocket` (Deno, Bun, Node 22+, browsers), and
+ * `reconnect()` keeps one open, with backoff, for as long as you iterate.
+ *
+ * The connection is the same class a server handler receives: iterate it,
+ * `recv()`, `send()` with backpressure, `close()`, `closed`, `signal`, streams.
+ *
+ * @module
+ */
+import { Connection, type ConnectionContext, type RemoteAddress } from "./connection.ts";
+import { createCounters } from "./counters.ts";
+import { type CloseInfo, InvalidHandshake, InvalidOption, InvalidURI } from "./errors.ts";
+import { type LimitOptions, resolveLimits } from "./options.ts";
+import { WebSocketTransport } from "./adapters/web_socket.ts";
+
+export { InvalidHandshake, InvalidURI } from "./errors.ts";
+
+/** Options of {@linkcode connect}. */
+export interface ConnectOptions extends Omit<LimitOptions, "idleTimeout"> {
+  /** Subprotocols to offer, in order of preference; `connection.protocol` is the one the server chose. */
+  protocols?: string | string[];
+  /**
+   * Extra handshake request headers (`Authorization`, cookies, …). Deno, Bun
+   * and Node send them (a non-standard `WebSocket` option they share).
+   * Browsers cannot: there `connect()` rejects with {@linkcode InvalidOption}
+   * rather than silently connect without them.
+   */
+  headers?: HeadersInit;
+  /**
+   * Aborting it before the connection opens cancels the attempt: the socket
+   * is closed and `connect()` rejects with the signal's reason. Aborting it
+   * later closes the connection with 1000, so one signal can own the
+   * connection's whole life.
+   */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds the opening handshake may take. Past it the socket is closed
+   * and `connect()` rejects with a `DOMException` named `"TimeoutError"` (as
+   * `AbortSignal.timeout()` does). `0` turns it off. Default 10,000.
+   */
+  openTimeout?: number;
+}
+
+/** How a connection yielded by {@linkcode reconnect} ended, for `shouldReconnect`. */
+export interface ReconnectCloseInfo extends CloseInfo {
+  /** `true` when this side started the closing handshake (`close()`, a limit, or the signal). */
+  initiatedByClient: boolean;
+}
+
+/** Options of {@linkcode reconnect}: the options of {@linkcode connect} and the backoff. */
+export interface ReconnectOptions extends ConnectOptions {
+  /** Milliseconds before the first attempt after a loss or failure. Default 100. */
+  minDelay?: number;
+  /** The longest wait between attempts, in milliseconds. Default 10,000. */
+  maxDelay?: number;
+  /** Each consecutive failure multiplies the wait by this. Default 1.6. */
+  factor?: number;
+  /**
+   * Randomness of each wait, from 0 (exact) to 1: a wait is
+   * `min(maxDelay, minDelay × factor^n) × (1 − jitter × random())`, so many
+   * clients dropped at once do not all come back at once. Default 0.5.
+   */
+  jitter?: number;
+  /**
+   * Whether to reconnect after a connection the loop yielded has closed.
+   * Default: not after a normal close (1000, 1001) this side started;
+   * after anything else (a server's 1000, 1001, 1006, 1011, 1012, 1013, …) yes.
+   */
+  shouldReconnect?(close: ReconnectCloseInfo): boolean;
+  /**
+   * Whether to try again after an attempt failed; returning `false` makes the
+   * loop throw `error`. Default: retry timeouts and {@linkcode InvalidHandshake}s
+   * without a status (unreachable server, or a runtime that does not tell)
+   * or with 408, 429 or 5xx; throw anything else (401, 403, 404, a bad URL or
+   * option).
+   */
+  shouldRetry?(error: unknown): boolean;
+  /** Called after each failed attempt that will be retried, with the wait in milliseconds. Default: nothing. */
+  onRetry?(error: unknown, delay: number): void;
+}
+
+const DEFAULT_OPEN_TIMEOUT = 10_000;
+const noop = () => {};
+const encoder = new TextEncoder();
+
+/** The page's URL in a browser, so relative URLs resolve as `new WebSocket()` resolves them. */
+function baseURL(): string | undefined {
+  try {
+    return (globalThis as { location?: { href?: string } }).location?.href;
+  } catch {
+    return undefined; // Deno without --location throws on access
+  }
+}
+
+/** Parses a ws(s) or http(s) URL into a ws(s) URL without fragment. */
+function parseURL(url: string | URL): URL {
+  const text = String(url);
+  let parsed: URL;
+  try {
+    parsed = new URL(text, baseURL());
+  } catch {
+    throw new InvalidURI(text, "not a valid URL");
+  }
+  if (parsed.protocol === "http:") parsed.protocol = "ws:";
+  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
+  else if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
+    throw new InvalidURI(text, `the scheme must be ws:, wss:, http: or https:, not ${parsed.protocol}`);
+  }
+  if (!parsed.hostname) throw new InvalidURI(text, "no host");
+  parsed.hash = "";
+  return parsed;
+}
+
+/** Whether the global `WebSocket` accepts `{ headers }`: Deno, Bun and Node (undici) do; browsers do not. */
+function acceptsHeaders(): boolean {
+  const g = globalThis as { Deno?: unknown; Bun?: unknown; process?: { versions?: { node?: string } } };
+  return g.Deno !== undefined || g.Bun !== undefined || typeof g.process?.versions?.node === "string";
+}
+
+function checkNumber(name: string, value: number, min: number, max = Infinity): number {
+  if (typeof value !== "number" || Number.isNaN(value) || value < min || value > max) {
+    throw new InvalidOption(`${name} must be a number from ${min} to ${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A transport over a client `WebSocket`. The standard client API (Deno,
+ * browsers, Node) may only send 1000 and 3000–4999; another code (1001,
+ * 1009, 1011, 1013) is sent as 1000 with the code at the head of the reason,
+ * and reported locally as the code that was asked for.
+ */
+class ClientTransport extends WebSocketTransport {
+  /** This side started the closing handshake. */
+  closeStarted = false;
+  /** The code and reason asked for, when the runtime refused the code. */
+  substituted: CloseInfo | undefined;
+  #socket: WebSocket;
+
+  constructor(socket: WebSocket) {
+    super(socket);
+    this.#socket = socket;
+  }
+
+  override close(code: number, reason: string): void {
+    this.closeStarted = true;
+    try {
+      this.#socket.close(code, reason);
+    } catch (error) {
+      if ((error as { name?: string })?.name !== "InvalidAccessError") throw error;
+      this.substituted = { code, reason };
+      const tagged = `${code} ${reason}`.trimEnd();
+      this.#socket.close(1000, encoder.encode(tagged).byteLength <= 123 ? tagged : reason);
+    }
+  }
+}
+
+/** The transport behind each client connection, for `reconnect()`'s `initiatedByClient`. */
+const transports = new WeakMap<Connection, ClientTransport>();
+
+/** The HTTP status in a runtime's handshake error message: Deno's "Invalid status code: 401", Bun's "Expected 101 status code: 401". */
+function statusFromMessage(message: string): number | undefined {
+  const match = /status code:?\s*(\d{3})\b/i.exec(message);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * Opens a WebSocket connection to `url` and resolves once the handshake is
+ * done, with the same {@linkcode Connection} a server handler gets.
+ *
+ * - `url`: `ws:`, `wss:`, `http:` or `https:` (the last two mean ws/wss);
+ *   anything else rejects with {@linkcode InvalidURI}. Relative URLs resolve
+ *   against the page in a browser.
+ * - A server that answers with another status than 101, or that cannot be
+ *   reached, rejects with {@linkcode InvalidHandshake} (`status` on Deno and Bun).
+ * - `openTimeout` rejects with a `DOMException` named `"TimeoutError"`;
+ *   `signal` rejects with its reason. Either closes the socket.
+ * - Limits (`maxMessageSize`, `maxQueue`, `writeLimit`, `closeTimeout`) apply
+ *   to incoming messages and `send()` as on a server; see
+ *   {@linkcode LimitOptions}. The client does not ping (no `idleTimeout`).
+ *
+ * The connection's `request` describes the handshake (the http(s) URL and the
+ * headers wsport asked the runtime to send; the runtime adds the key, host and
+ * its own), `remoteAddress` is the host and port of the URL (the standard API
+ * does not tell the resolved IP), and `protocol` is the server's choice.
+ *
+ * @example Send, receive, close
+ * ```ts
+ * import { connect, serve } from "../mod.ts";
+ *
+ * await using server = serve(async (ws) => {
+ *   for await (const message of ws) await ws.send(message);
+ * }, { hostname: "127.0.0.1", port: 0 });
+ *
+ * const ws = await connect(`ws://127.0.0.1:${server.addr.port}/`, {
+ *   headers: { authorization: "Bearer token" }, // Deno, Bun, Node; not browsers
+ *   openTimeout: 5000,
+ * });
+ * await ws.send("hello");
+ * console.log(await ws.recv()); // "hello"
+ * await ws.close();
+ * ```
+ */
+export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
+  const target = parseURL(url);
+  const limits = resolveLimits(options);
+  const openTimeout = checkNumber("openTimeout", options.openTimeout ?? DEFAULT_OPEN_TIMEOUT, 0);
+  const signal = options.signal;
+  signal?.throwIfAborted();
+  const headers = new Headers(options.headers);
+  const hasHeaders = !headers.keys().next().done;
+  if (hasHeaders && !acceptsHeaders()) {
+    throw new InvalidOption(
+      "headers: this runtime's WebSocket cannot send handshake headers (browsers); " +
+        "put credentials in the URL or a subprotocol instead",
+    );
+  }
+  const protocols = options.protocols === undefined
+    ? []
+    : typeof options.protocols === "string"
+    ? [options.protocols]
+    : [...options.protocols];
+
+  let socket: WebSocket;
+  try {
+    socket = hasHeaders ? new WebSocket(target, { protocols, headers }) : new WebSocket(target, protocols);
+  } catch (error) {
+    // The URL was checked above: what is left is a malformed or repeated subprotocol.
+    throw new InvalidOption(`protocols: ${(error as Error).message}`);
+  }
+  socket.binaryType = "arraybuffer";
+
+  // The request describing the handshake, as a server would see it.
+  const httpURL = new URL(target);
+  httpURL.protocol = target.protocol === "wss:" ? "https:" : "http:";
+  const requestHeaders = new Headers({
+    upgrade: "websocket",
+    connection: "Upgrade",
+    "sec-websocket-version": "13",
+  });
+  for (const [name, value] of headers) requestHeaders.set(name, value);
+  if (protocols.length > 0) requestHeaders.set("sec-websocket-protocol", protocols.join(", "));
+  const request = new Request(httpURL, { headers: requestHeaders });
+  const remoteAddress: RemoteAddress = {
+    hostname: target.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: Number(target.port) || (target.protocol === "wss:" ? 443 : 80),
+  };
+
+  const transport = new ClientTransport(socket);
+  const onAbortAfterOpen = () => void connection?.close(1000).catch(noop);
+  const context: ConnectionContext = {
+    limits,
+    counters: createCounters(),
+    connectionClosed: () => signal?.removeEventListener("abort", onAbortAfterOpen),
+  };
+  let connection: Connection | undefined;
+  const opening = Promise.withResolvers<Connection>();
+  let failure = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+
+  let gaveUp = false;
+  const giveUp = (error: unknown) => {
+    if (connection || gaveUp) return;
+    gaveUp = true;
+    socket.close();
+    opening.reject(error);
+  };
+  const onAbortBeforeOpen = () => giveUp(signal!.reason);
+  signal?.addEventListener("abort", onAbortBeforeOpen, { once: true });
+  if (openTimeout > 0) {
+    timer = setTimeout(
+      () => giveUp(new DOMException(`opening ${target.href} took over ${openTimeout} ms`, "TimeoutError")),
+      openTimeout,
+    );
+  }
+
+  socket.onopen = () => {
+    if (gaveUp) return; // an open that raced the timeout or the signal: the socket is already closing
+    connection = new Connection(transport, context, {
+      request,
+      remoteAddress,
+      protocol: socket.protocol,
+      data: undefined,
+    });
+    transports.set(connection, transport);
+    signal?.addEventListener("abort", onAbortAfterOpen, { once: true });
+    opening.resolve(connection);
+  };
+  socket.onmessage = (event) => {
+    const data = event.data;
+    connection?.handleMessage(typeof data === "string" ? data : new Uint8Array(data));
+  };
+  socket.onerror = (event) => {
+    // Errors are always followed by a close event; before the open, the message is all a runtime tells.
+    event.preventDefault();
+    if (!connection) failure = (event as ErrorEvent).message ?? "";
+  };
+  socket.onclose = (event) => {
+    if (!connection) {
+      const status = statusFromMessage(failure);
+      const what = status ? `the server answered ${status} instead of 101` : failure || "connection failed";
+      opening.reject(
+        new InvalidHandshake(`could not open ${target.href}: ${what}`, status, {
+          cause: failure || undefined,
+        }),
+      );
+      return;
+    }
+    // Deno reports a dropped connection as code 0; the protocol's name for it is 1006.
+    const asked = transport.substituted;
+    if (asked && event.code === 1000) connection.handleClose(asked.code, asked.reason);
+    else connection.handleClose(event.code || 1006, event.reason);
+  };
+
+  try {
+    return await opening.promise;
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbortBeforeOpen);
+  }
+}
+
+/** Resolves `true` after `ms`, or `false` as soon as `signal` aborts; leaves no timer behind. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function defaultShouldReconnect(close: ReconnectCloseInfo): boolean {
+  return !(close.initiatedByClient && (close.code === 1000 || close.code === 1001));
+}
+
+function defaultShouldRetry(error: unknown): boolean {
+  if (error instanceof InvalidHandshake) {
+    const status = error.status;
+    return status === undefined || status === 408 || status === 429 || status >= 500;
+  }
+  return error instanceof DOMException && error.name === "TimeoutError";
+}
+
+/**
+ * Connects to `url` and yields the open connection; once that connection has
+ * closed and you ask for the next one, connects again, as Python websockets'
+ * `async for websocket in connect(uri)` does.
+ *
+ * - The first attempt is immediate. After a connection is lost the loop
+ *   waits `minDelay`, then after each failed attempt `factor` times longer
+ *   (up to `maxDelay`, with `jitter`); a successful open resets the backoff.
+ * - It waits for the connection it yielded to close before reconnecting
+ *   (iterate it to the end, or `close()` it).
+ * - It ends (without error) when `signal` aborts (the open connection is
+ *   closed with 1000), or when `shouldReconnect` says no. Leaving the loop
+ *   (`break`, `return`, a throw) closes the open connection with 1000 and
+ *   waits for the closing handshake.
+ * - A failed attempt is retried while `shouldRetry` says so; otherwise the
+ *   loop throws the error (by default: 4xx answers other than 408 and 429,
+ *   bad URLs and options).
+ *
+ * @example Stay connected until aborted
+ * ```ts
+ * import { reconnect, serve } from "../mod.ts";
+ *
+ * await using server = serve(async (ws) => {
+ *   await ws.send("welcome");
+ * }, { hostname: "127.0.0.1", port: 0 });
+ *
+ * const controller = new AbortController();
+ * for await (const ws of reconnect(`ws://127.0.0.1:${server.addr.port}/`, { signal: controller.signal })) {
+ *   for await (const message of ws) console.log(message); // "welcome", then the server closes with 1000
+ *   controller.abort(); // a real client would go on: the server's close is not this side's
+ * }
+ * ```
+ */
+export async function* reconnect(
+  url: string | URL,
+  options: ReconnectOptions = {},
+): AsyncGenerator<Connection, void, undefined> {
+  const {
+    minDelay = 100,
+    maxDelay = 10_000,
+    factor = 1.6,
+    jitter = 0.5,
+    shouldReconnect = defaultShouldReconnect,
+    shouldRetry = defaultShouldRetry,
+    onRetry,
+    signal,
+    ...connectOptions
+  } = options;
+  checkNumber("minDelay", minDelay, 0);
+  checkNumber("maxDelay", maxDelay, minDelay);
+  checkNumber("factor", factor, 1);
+  checkNumber("jitter", jitter, 0, 1);
+  parseURL(url); // a bad URL throws now rather than being retried
+
+  const backoff = (n: number) => Math.min(maxDelay, minDelay * factor ** n) * (1 - jitter * Math.random());
+  // Aborted when the caller's signal aborts or the loop ends: cancels a wait or
+  // an attempt, and closes the open connection (connect() was given it).
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(signal!.reason);
+  if (signal?.aborted) return;
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let current: Connection | undefined;
+  try {
+    let failures = 0;
+    let wait = 0;
+    while (true) {
+      if (wait > 0 && !await sleep(wait, stop.signal)) return;
+      if (stop.signal.aborted) return;
+      try {
+        current = await connect(url, { ...connectOptions, signal: stop.signal });
+      } catch (error) {
+        if (stop.signal.aborted) return;
+        if (!shouldRetry(error)) throw error;
+        wait = backoff(failures++);
+        onRetry?.(error, wait);
+        continue;
+      }
+      failures = 0;
+      yield current;
+      const info = await current.closed;
+      const initiatedByClient = transports.get(current)?.closeStarted ?? false;
+      current = undefined;
+      if (stop.signal.aborted) return;
+      if (!shouldReconnect({ ...info, initiatedByClient })) return;
+      wait = backoff(failures++);
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    stop.abort();
+    if (current) {
+      await current.close(1000).catch(noop);
+    }
+  }
+}
