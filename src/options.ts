@@ -29,8 +29,10 @@ export interface LimitOptions {
    * Deno nor Bun can pause reading a WebSocket, so when one more arrives the
    * connection is closed with 1013 (try again later) and the message is
    * dropped and counted; the messages already queued can still be read.
-   * Memory per connection is thus bounded by `maxQueue × maxMessageSize`.
-   * Default 16.
+   * On Bun, memory per connection is thus bounded by `maxQueue ×
+   * maxMessageSize`. Deno assembles each message (any frame under 64 MiB, and
+   * fragmented messages without limit) before wsport can check its size, so
+   * on Deno a public server needs a size-limiting proxy in front. Default 16.
    */
   maxQueue?: number;
   /**

@@ -241,6 +241,7 @@ test("Redis: two chat processes form one chat, keep one sender's order, and surv
   const redis = await RedisServer.start();
   const chat = new URL("../examples/chat/server.ts", import.meta.url).pathname;
   const processes: ReturnType<typeof spawn>[] = [];
+  const logs: string[] = [];
   const startChat = async () => {
     const port = await freePort();
     const args = "Bun" in globalThis ? [chat] : ["run", "-A", chat];
@@ -249,6 +250,7 @@ test("Redis: two chat processes form one chat, keep one sender's order, and surv
       stdio: ["ignore", "pipe", "pipe"],
     });
     processes.push(child);
+    child.stderr!.on("data", (chunk) => logs.push(`[chat ${port}] ${chunk}`));
     await within(
       new Promise<void>((resolve) =>
         child.stdout!.on("data", (chunk) => String(chunk).includes("chat on") && resolve())
@@ -288,6 +290,9 @@ test("Redis: two chat processes form one chat, keep one sender's order, and surv
     assert.ok(resumed, "bob hears alice again after Redis came back");
     for (const child of processes) assert.equal(child.exitCode, null, "chat processes did not crash");
     for (const client of [alice, bob, eve]) client.close();
+  } catch (error) {
+    console.error(logs.join(""));
+    throw error;
   } finally {
     for (const child of processes) child.kill("SIGTERM");
     await redis.stop();
