@@ -27,4 +27,5 @@ const server = serve(async (ws) => {
 });
 
 await server.finished;
+console.log("health check server stopped");
 process.exit(0);

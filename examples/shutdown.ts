@@ -13,9 +13,14 @@
 import process from "node:process";
 import { serve } from "../mod.ts";
 
+// Shutdown is driven by an AbortController: a signal handler, a deploy hook or
+// a test can all abort it.
 const controller = new AbortController();
 process.on("SIGTERM", () => controller.abort());
 process.on("SIGINT", () => controller.abort());
+
+// 1001 "going away" by default; 1012 "service restart" tells clients to reconnect.
+const code = Number(process.env.CLOSE_CODE ?? 1001);
 
 const server = serve(async (ws) => {
   for await (const message of ws) await ws.send(message);
@@ -24,16 +29,14 @@ const server = serve(async (ws) => {
 }, {
   hostname: process.env.HOST ?? "localhost",
   port: Number(process.env.PORT ?? 8765),
-  signal: controller.signal,
+  // Handlers and peers get this long before the rest is dropped.
   closeTimeout: Number(process.env.CLOSE_TIMEOUT ?? 3000),
   onListen: ({ hostname, port }) => console.log(`listening on ws://${hostname}:${port}`),
 });
 
 controller.signal.addEventListener("abort", () => {
-  // abort() uses the default close code; a restart announces itself with 1012.
-  const code = Number(process.env.CLOSE_CODE ?? 1001);
-  if (code !== 1001) server.close({ code });
-  console.log(`shutting down ${server.connections.size} connection(s)`);
+  console.log(`shutting down ${server.connections.size} connection(s) with ${code}`);
+  server.close({ code });
 });
 
 await server.finished;
