@@ -12,7 +12,10 @@ const bin = (name) => join(root, "node_modules", ".bin", name);
 let status = 0;
 for (const [name, command, prefix] of [["deno", bin("deno"), ["run", "-A"]], ["bun", bin("bun"), []]]) {
   console.log(`\n=== soak on ${name} ===`);
-  const result = spawnSync(command, [...prefix, join(root, "bench", "soak.ts"), ...args], { stdio: "inherit", cwd: root });
+  const result = spawnSync(command, [...prefix, join(root, "bench", "soak.ts"), ...args], {
+    stdio: "inherit",
+    cwd: root,
+  });
   status ||= result.status ?? 1;
 }
 process.exit(status);
