@@ -47,6 +47,7 @@ export {
   WebSocketServer,
 } from "./src/server.ts";
 export { serve, type ServeOptions, Server } from "./src/serve.ts";
+export type { Routes } from "./src/router.ts";
 export {
   connect,
   type ConnectOptions,

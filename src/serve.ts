@@ -6,6 +6,7 @@
  */
 import type { ListenAddress, Listener } from "./adapter.ts";
 import { type CloseOptions, type Handler, type ServerOptions, WebSocketServer } from "./server.ts";
+import type { Routes } from "./router.ts";
 
 /** Options of {@linkcode serve}: the server's options plus where to listen. */
 export interface ServeOptions<Data = unknown> extends ServerOptions<Data> {
@@ -38,7 +39,7 @@ export class Server<Data = unknown> extends WebSocketServer<Data> {
   #onAbort = () => void this.close();
 
   /** Starts listening; prefer {@linkcode serve}. */
-  constructor(handler: Handler<Data>, options: ServeOptions<Data> = {}) {
+  constructor(handler: Handler<Data> | Routes<Data>, options: ServeOptions<Data> = {}) {
     super(handler, options);
     this.#listener = this.adapter.listen(
       this.fetch,
@@ -67,6 +68,10 @@ export class Server<Data = unknown> extends WebSocketServer<Data> {
 /**
  * Starts a WebSocket server on Deno or Bun, whichever runs it.
  *
+ * `handler` serves every path; a {@linkcode Routes} object instead serves
+ * each path pattern with its own handler (`ws.params` holds the matched
+ * parameters) and answers other paths 404 before upgrading.
+ *
  * @example Echo server, stopped by an AbortSignal
  * ```ts
  * import { serve } from "../mod.ts";
@@ -78,7 +83,23 @@ export class Server<Data = unknown> extends WebSocketServer<Data> {
  * controller.abort();
  * await server.finished;
  * ```
+ *
+ * @example Routes: one handler per path, 404 for the others
+ * ```ts
+ * import { serve } from "../mod.ts";
+ *
+ * const server = serve({
+ *   "/rooms/:room": (ws) => ws.send(`welcome to ${ws.params.room}`),
+ *   "/echo": async (ws) => {
+ *     for await (const message of ws) await ws.send(message);
+ *   },
+ * }, { port: 0 });
+ * await server.close();
+ * ```
  */
-export function serve<Data = unknown>(handler: Handler<Data>, options?: ServeOptions<Data>): Server<Data> {
+export function serve<Data = unknown>(
+  handler: Handler<Data> | Routes<Data>,
+  options?: ServeOptions<Data>,
+): Server<Data> {
   return new Server(handler, options);
 }

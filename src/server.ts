@@ -24,6 +24,7 @@ import type { PubSubBackend } from "./pubsub/backend.ts";
 import { TopicHub } from "./pubsub/hub.ts";
 import { bunWebSocketHandlers } from "./adapters/bun.ts";
 import type { BunWebSocketHandlers } from "./adapters/bun_types.ts";
+import { Router, type Routes } from "./router.ts";
 
 /**
  * A connection handler: it receives each new connection. When it returns the
@@ -38,6 +39,12 @@ export interface HandshakeContext<Data = unknown> {
   readonly remoteAddress: RemoteAddress;
   /** The request URL, parsed. */
   readonly url: URL;
+  /**
+   * The parameters of the route that matched (`{ room: "lobby" }` for
+   * `/rooms/:room`), `{}` when the server has a single handler or no route
+   * matched. The same object becomes `ws.params`.
+   */
+  readonly params: Record<string, string | undefined>;
   /** Set this to attach data to the connection (`ws.data`). */
   data: Data | undefined;
 }
@@ -92,6 +99,8 @@ function defaultOnError(error: unknown, connection?: unknown): void {
 
 class Upgrade<Data> implements PendingUpgrade {
   connection: Connection | undefined;
+  /** The handler that will serve the connection (the matched route's, or the server's). */
+  handler!: Handler<Data>;
   readonly protocol: string;
   readonly headers: readonly (readonly [string, string])[];
   #accept: (transport: Transport, upgrade: Upgrade<Data>, request: Request) => Connection<Data>;
@@ -146,7 +155,9 @@ export class WebSocketServer<Data = unknown> {
   /** The runtime adapter in use. */
   readonly adapter: Adapter;
 
-  #handler: Handler<Data>;
+  /** The handler of every path, or `undefined` when routes decide. */
+  #handler: Handler<Data> | undefined;
+  #router: Router<Data> | undefined;
   #options: ServerOptions<Data>;
   #headers: readonly (readonly [string, string])[];
   #connections = new Set<Connection<Data>>();
@@ -161,8 +172,9 @@ export class WebSocketServer<Data = unknown> {
   #topics: TopicHub;
 
   /** Creates a server; prefer {@linkcode createServer}. */
-  constructor(handler: Handler<Data>, options: ServerOptions<Data> = {}) {
-    this.#handler = handler;
+  constructor(handler: Handler<Data> | Routes<Data>, options: ServerOptions<Data> = {}) {
+    if (typeof handler === "function") this.#handler = handler;
+    else this.#router = new Router(handler);
     this.#options = options;
     this.limits = resolveLimits(options);
     this.adapter = options.adapter ?? detectAdapter();
@@ -195,7 +207,8 @@ export class WebSocketServer<Data = unknown> {
   }
 
   /**
-   * Handles an HTTP request: upgrades it, or answers it with an HTTP status.
+   * Handles an HTTP request: upgrades it, or answers it with an HTTP status
+   * (404 when routes are in use and none matches the path).
    * `context` is the runtime's second fetch argument (Deno's `info`, Bun's
    * `server`). On Bun a successful upgrade returns `undefined`.
    */
@@ -205,39 +218,52 @@ export class WebSocketServer<Data = unknown> {
         refuse("shuttingDown", 503, "503 Service Unavailable: the server is shutting down"),
       );
     }
+    const url = new URL(request.url);
+    // Routes are matched before anything else, so that processRequest sees the params.
+    const route = this.#router?.match(url);
+    const handler = route ? route.handler : this.#handler;
     const handshake: HandshakeContext<Data> = {
       remoteAddress: this.adapter.remoteAddress(request, context),
-      url: new URL(request.url),
+      url,
+      params: route?.params ?? {},
       data: undefined,
     };
     const hook = this.#options.processRequest;
     if (hook) {
       const result = hook(request, handshake);
       if (result instanceof Promise) {
-        return result.then((response) => this.#afterHook(request, context, handshake, response));
+        return result.then((response) => this.#afterHook(request, context, handshake, handler, response));
       }
-      return this.#afterHook(request, context, handshake, result);
+      return this.#afterHook(request, context, handshake, handler, result);
     }
-    return this.#upgrade(request, context, handshake);
+    if (!handler) return this.#notFound();
+    return this.#upgrade(request, context, handshake, handler);
   };
+
+  #notFound(): Response {
+    return this.#refused(refuse("notFound", 404, "404 Not Found: no WebSocket route for this path"));
+  }
 
   #afterHook(
     request: Request,
     context: unknown,
     handshake: HandshakeContext<Data>,
+    handler: Handler<Data> | undefined,
     response: ProcessRequestResult,
   ): Response | undefined {
     if (response instanceof Response) {
       this.counters.refused.processRequest++;
       return response;
     }
+    // No route matched and the hook did not answer: refused before any upgrade.
+    if (!handler) return this.#notFound();
     // The hook may have run across the start of a shutdown.
     if (!this.#accepting) {
       return this.#refused(
         refuse("shuttingDown", 503, "503 Service Unavailable: the server is shutting down"),
       );
     }
-    return this.#upgrade(request, context, handshake);
+    return this.#upgrade(request, context, handshake, handler);
   }
 
   #refused(refusal: Refusal): Response {
@@ -245,7 +271,12 @@ export class WebSocketServer<Data = unknown> {
     return refusal.response;
   }
 
-  #upgrade(request: Request, context: unknown, handshake: HandshakeContext<Data>): Response | undefined {
+  #upgrade(
+    request: Request,
+    context: unknown,
+    handshake: HandshakeContext<Data>,
+    handler: Handler<Data>,
+  ): Response | undefined {
     const options = this.#options;
     const invalid = validateUpgrade(request);
     if (invalid) return this.#refused(invalid);
@@ -265,6 +296,7 @@ export class WebSocketServer<Data = unknown> {
       this.#accept,
       this.#abandon,
     );
+    upgrade.handler = handler;
     if (!this.#topics.native && this.adapter.nativeTopics) {
       this.#topics.native = this.adapter.nativeTopics(context);
     }
@@ -289,6 +321,7 @@ export class WebSocketServer<Data = unknown> {
       remoteAddress: upgrade.handshake.remoteAddress,
       protocol: upgrade.protocol,
       data: upgrade.handshake.data as Data,
+      params: upgrade.handshake.params,
     });
     // The adapter must see the connection before any user code can close it:
     // Bun runs close handlers synchronously inside ws.close().
@@ -300,15 +333,15 @@ export class WebSocketServer<Data = unknown> {
       connection.close(this.#closeOptions!.code, this.#closeOptions!.reason).catch(() => {});
     }
     // Handlers start after the adapter's open callback has returned.
-    queueMicrotask(() => this.#run(connection));
+    queueMicrotask(() => this.#run(connection, upgrade.handler));
     return connection;
   };
 
-  #run(connection: Connection<Data>): void {
+  #run(connection: Connection<Data>, handler: Handler<Data>): void {
     this.#runningHandlers++;
     let result;
     try {
-      result = this.#handler(connection);
+      result = handler(connection);
     } catch (error) {
       this.#handlerFailed(connection, error);
       this.#handlerEnded();
@@ -445,6 +478,11 @@ export class WebSocketServer<Data = unknown> {
  * Creates a runtime-agnostic WebSocket server to embed in another HTTP
  * server through its `fetch` (and, on Bun, `websocket`).
  *
+ * The first argument is one handler for every path, or a {@linkcode Routes}
+ * object: then a path no route matches is answered 404 before any upgrade
+ * (after `processRequest`, which still sees every request), and the matched
+ * route's parameters become `ws.params`.
+ *
  * @example
  * ```ts
  * import { createServer } from "../mod.ts";
@@ -456,9 +494,22 @@ export class WebSocketServer<Data = unknown> {
  * });
  * await wss.close();
  * ```
+ *
+ * @example Routes
+ * ```ts
+ * import { createServer } from "../mod.ts";
+ *
+ * const wss = createServer({
+ *   "/rooms/:room": (ws) => ws.send(`welcome to ${ws.params.room}`),
+ *   "/echo": async (ws) => {
+ *     for await (const message of ws) await ws.send(message);
+ *   },
+ * });
+ * await wss.close();
+ * ```
  */
 export function createServer<Data = unknown>(
-  handler: Handler<Data>,
+  handler: Handler<Data> | Routes<Data>,
   options?: ServerOptions<Data>,
 ): WebSocketServer<Data> {
   return new WebSocketServer(handler, options);
