@@ -93,6 +93,24 @@ const bunPassed = count(bun.output, /^\s*(\d+) pass$/gm);
 const bunFailed = count(bun.output, /^\s*(\d+) fail$/gm);
 results.push({ runtime: "bun", passed: bunPassed, failed: bunFailed || (bun.code !== 0 ? 1 : 0) });
 
+// Tests that drive another runtime from Node (workerd through miniflare, `deno serve`). Their names
+// end in .node-test.mjs so that deno test and bun test leave them alone; they run when the filter
+// covers them.
+const NODE_TESTS = ["tests/workers/workers.node-test.mjs", "tests/deploy/deploy.node-test.mjs"];
+const nodeFiles = NODE_TESTS.filter((test) =>
+  files.some((file) => test.startsWith(file.replace(/^\.\//, "").replace(/^tests$/, "tests/")))
+);
+if (nodeFiles.length > 0) {
+  const node = await run(process.execPath, ["--test", "--test-reporter=spec", ...nodeFiles]);
+  const nodePassed = count(node.output, /^\u2139 pass (\d+)$/gm);
+  const nodeFailed = count(node.output, /^\u2139 fail (\d+)$/gm);
+  results.push({
+    runtime: "node (workerd, deno serve)",
+    passed: nodePassed,
+    failed: nodeFailed || (node.code !== 0 ? 1 : 0),
+  });
+}
+
 let passed = 0;
 let failed = 0;
 console.log("\n--- summary ---");

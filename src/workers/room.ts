@@ -1,0 +1,585 @@
+/**
+ * Durable Object rooms over the WebSocket Hibernation API.
+ *
+ * A room (a chat room, a topic, a document) lives in one Durable Object, so
+ * every client of the room reaches the same object and one `publish` reaches
+ * them all. The object accepts sockets with `state.acceptWebSocket`, which
+ * lets the runtime evict it from memory while the sockets stay open: an idle
+ * room costs nothing, and the next message wakes a fresh instance that finds
+ * its sockets with `state.getWebSockets()` and each connection's data in the
+ * socket's attachment.
+ *
+ * Hibernation does not fit a `for await` loop (no code may be waiting while
+ * the object sleeps), so a room has event methods instead: `onConnect`,
+ * `onMessage`, `onClose`, `onError`. Their connection is wsport-shaped
+ * (`send`, `close`, `data`, `topics`, `id`), and messages and close
+ * information are wsport's `Message` and `CloseInfo`.
+ *
+ * @module
+ */
+import type { PublishResult, RemoteAddress } from "../connection.ts";
+import { type CloseInfo, ConnectionClosed } from "../errors.ts";
+import {
+  chooseSubprotocol,
+  isOriginAllowed,
+  type OriginPolicy,
+  refuse,
+  validateUpgrade,
+} from "../handshake.ts";
+import { DEFAULT_LIMITS } from "../options.ts";
+import type { HandshakeContext, ProcessRequestResult } from "../server.ts";
+import type { Message, OutgoingData } from "../transport.ts";
+import {
+  type DurableObjectNamespaceLike,
+  type DurableObjectStateLike,
+  webSocketPairConstructor,
+  type WorkersWebSocket,
+} from "./types.ts";
+
+/**
+ * What `processRequest` of a room can read and set: wsport's handshake
+ * context, and topics.
+ *
+ * @example Attach a name and topics from the query
+ * ```ts ignore
+ * import type { RoomHandshakeContext } from "@wsport/wsport/workers";
+ *
+ * function processRequest(request: Request, context: RoomHandshakeContext<{ name: string }>): void {
+ *   const query = new URL(request.url).searchParams;
+ *   context.data = { name: query.get("name") ?? "anonymous" };
+ *   context.topics = query.getAll("topic");
+ * }
+ * ```
+ */
+export interface RoomHandshakeContext<Data = unknown> extends HandshakeContext<Data> {
+  /**
+   * Topics (hibernation tags) of the connection, fixed once it is accepted:
+   * `publish(data, { topic })` reaches the connections with that topic. At
+   * most 10, each at most 256 characters (the runtime's limits).
+   */
+  topics: string[];
+}
+
+/**
+ * Options of a {@linkcode WebSocketRoom}: the core's handshake options that
+ * make sense in a room. Set them by overriding the room's `options` field.
+ *
+ * @example
+ * ```ts ignore
+ * import { type RoomOptions, WebSocketRoom } from "@wsport/wsport/workers";
+ *
+ * export class Lobby extends WebSocketRoom {
+ *   override options: RoomOptions = {
+ *     maxConnections: 100,
+ *     maxMessageSize: 16 * 1024,
+ *     subprotocols: ["lobby.v1"],
+ *     origins: ["https://app.example"],
+ *   };
+ * }
+ * ```
+ */
+export interface RoomOptions<Data = unknown> {
+  /**
+   * Called for each upgrade request before anything else (plain HTTP goes to
+   * `onRequest`). Return a `Response` to refuse it (401, 403), or nothing to
+   * go on; set `context.data` to attach data, `context.topics` for topics.
+   * The Worker that forwards requests to the room may authenticate instead.
+   */
+  processRequest?(
+    request: Request,
+    context: RoomHandshakeContext<Data>,
+  ): ProcessRequestResult | Promise<ProcessRequestResult>;
+  /** Allowed `Origin` values; others get 403. Default: any origin. */
+  origins?: OriginPolicy;
+  /** Subprotocols the room speaks, in order of preference. */
+  subprotocols?: readonly string[];
+  /** Extra headers for the 101 response. */
+  headers?: HeadersInit;
+  /** Upgrades past this many open connections in the room get 503. Default: no limit. */
+  maxConnections?: number;
+  /** A larger incoming message closes its connection with 1009. Default 1 MiB, as in the core. */
+  maxMessageSize?: number;
+}
+
+/**
+ * A client of a room, as the room's event methods see it. It is rebuilt
+ * from the socket after hibernation: `id`, `url`, `protocol`,
+ * `remoteAddress`, `topics` and `data` live in the socket's attachment
+ * (16 KiB serialized in workerd since March 2026, 2 KiB before: keep `data` small).
+ *
+ * @example Answer one client, count its messages across hibernation
+ * ```ts ignore
+ * import { type Message, type RoomConnection, WebSocketRoom } from "@wsport/wsport/workers";
+ *
+ * export class Counter extends WebSocketRoom<{ count: number }> {
+ *   override onConnect(connection: RoomConnection<{ count: number }>): void {
+ *     connection.data = { count: 0 };
+ *   }
+ *   override onMessage(connection: RoomConnection<{ count: number }>, _message: Message): void {
+ *     connection.data = { count: connection.data.count + 1 }; // assigned: stored with the socket
+ *     connection.send(String(connection.data.count));
+ *     if (connection.data.count >= 100) connection.close(4000, "that is enough");
+ *   }
+ * }
+ * ```
+ */
+export interface RoomConnection<Data = unknown> {
+  /** A random UUID given when the connection was accepted; the same after hibernation. */
+  readonly id: string;
+  /** The upgrade request's URL. */
+  readonly url: URL;
+  /** The negotiated subprotocol, "" if none. */
+  readonly protocol: string;
+  /** The `CF-Connecting-IP` of the upgrade request (port 0). */
+  readonly remoteAddress: RemoteAddress;
+  /** The topics (tags) the connection was accepted with. */
+  readonly topics: ReadonlySet<string>;
+  /**
+   * What `processRequest` attached. Assigning it stores it in the socket's
+   * attachment, so it survives hibernation; changing the object in place
+   * does not until it is assigned again.
+   */
+  data: Data;
+  /** `"open"`, `"closing"` (close frame sent or received) or `"closed"`. */
+  readonly readyState: "open" | "closing" | "closed";
+  /** The runtime's socket. */
+  readonly socket: WorkersWebSocket;
+  /**
+   * Sends a text (`string`) or binary message. Resolves at once (Workers has
+   * no `bufferedAmount`, so there is nothing to wait for); rejects with
+   * `ConnectionClosed` if the connection is not open. Never causes an
+   * unhandled rejection when not awaited.
+   */
+  send(data: OutgoingData): Promise<void>;
+  /** Sends if open and returns `true`; returns `false` otherwise. */
+  trySend(data: OutgoingData): boolean;
+  /**
+   * Starts the closing handshake; `onClose` runs when the peer answers.
+   * Throws `RangeError` for a code that may not be sent or a reason over
+   * 123 bytes, as the core's `close()` does.
+   */
+  close(code?: number, reason?: string): void;
+}
+
+/**
+ * Options of {@linkcode WebSocketRoom.publish}.
+ *
+ * @example Relay to everyone else with the same topic
+ * ```ts ignore
+ * import { type Message, type RoomConnection, WebSocketRoom } from "@wsport/wsport/workers";
+ *
+ * export class Relay extends WebSocketRoom {
+ *   override onMessage(connection: RoomConnection, message: Message): void {
+ *     for (const topic of connection.topics) this.publish(message, { topic, except: connection });
+ *   }
+ * }
+ * ```
+ */
+export interface RoomPublishOptions<Data = unknown> {
+  /** Only connections with this topic (tag). Default: every connection of the room. */
+  topic?: string;
+  /** Leave this connection out (e.g. the sender). */
+  except?: RoomConnection<Data>;
+}
+
+/** What is stored with each socket. */
+interface Attachment<Data> {
+  id: string;
+  url: string;
+  protocol: string;
+  remoteAddress: RemoteAddress;
+  topics: string[];
+  data: Data;
+}
+
+const OPEN = 1;
+const CLOSING = 2;
+const encoder = new TextEncoder();
+const noop = () => {};
+
+/** Close codes an endpoint may send (RFC 6455 §7.4.1). */
+function isSendableCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
+}
+
+function messageSize(message: Message): number {
+  return typeof message === "string" ? encoder.encode(message).byteLength : message.byteLength;
+}
+
+function quietReject(error: unknown): Promise<never> {
+  const promise = Promise.reject(error);
+  promise.catch(noop);
+  return promise;
+}
+
+class Client<Data> implements RoomConnection<Data> {
+  readonly socket: WorkersWebSocket;
+  #attachment: Attachment<Data>;
+  #url: URL | undefined;
+  #topics: ReadonlySet<string> | undefined;
+  /** Set once this instance has seen the connection end. */
+  ended = false;
+
+  constructor(socket: WorkersWebSocket, attachment: Attachment<Data>) {
+    this.socket = socket;
+    this.#attachment = attachment;
+  }
+  get id(): string {
+    return this.#attachment.id;
+  }
+  get url(): URL {
+    return this.#url ??= new URL(this.#attachment.url);
+  }
+  get protocol(): string {
+    return this.#attachment.protocol;
+  }
+  get remoteAddress(): RemoteAddress {
+    return this.#attachment.remoteAddress;
+  }
+  get topics(): ReadonlySet<string> {
+    return this.#topics ??= new Set(this.#attachment.topics);
+  }
+  get data(): Data {
+    return this.#attachment.data;
+  }
+  set data(value: Data) {
+    const attachment = { ...this.#attachment, data: value };
+    this.socket.serializeAttachment(attachment);
+    this.#attachment = attachment;
+  }
+  get readyState(): "open" | "closing" | "closed" {
+    if (this.ended) return "closed";
+    const state = this.socket.readyState;
+    return state === OPEN ? "open" : state === CLOSING ? "closing" : "closed";
+  }
+  send(data: OutgoingData): Promise<void> {
+    if (this.readyState !== "open") {
+      return quietReject(ConnectionClosed.from({ code: 1006, reason: "connection is not open" }));
+    }
+    this.socket.send(data);
+    return Promise.resolve();
+  }
+  trySend(data: OutgoingData): boolean {
+    if (this.readyState !== "open") return false;
+    try {
+      this.socket.send(data);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  close(code = 1000, reason = ""): void {
+    if (!isSendableCode(code)) throw new RangeError(`close code ${code} may not be sent`);
+    if (encoder.encode(reason).byteLength > 123) throw new RangeError("close reason is over 123 bytes");
+    if (this.readyState !== "open") return;
+    try {
+      this.socket.close(code, reason);
+    } catch {
+      // Closed meanwhile; webSocketClose tells the room.
+    }
+  }
+}
+
+/**
+ * A Durable Object class for a room of WebSocket clients, over the
+ * WebSocket Hibernation API. Extend it, export the subclass from the
+ * Worker's module, bind it (`[[durable_objects.bindings]]`), and forward the
+ * room's requests to it: `env.ROOMS.get(env.ROOMS.idFromName(room)).fetch(request)`.
+ *
+ * The room answers an upgrade with wsport's handshake (RFC 6455 checks, 426
+ * for plain HTTP, `processRequest`, origins, subprotocols, `maxConnections`
+ * → 503) and accepts the socket with `state.acceptWebSocket`. Then the
+ * runtime calls `webSocketMessage`/`webSocketClose`/`webSocketError`, which
+ * call your `onMessage`/`onClose`/`onError` with a {@linkcode RoomConnection}.
+ *
+ * Close semantics are the core's: `onMessage` throwing closes that
+ * connection with 1011 and goes to `onError`; a message over
+ * `maxMessageSize` closes it with 1009; `onClose` runs once per connection
+ * with the peer's `{ code, reason }` (1006 for an error or a lost
+ * connection). A peer's close frame is answered for you.
+ *
+ * Plain HTTP requests go to {@linkcode onRequest}: by default `POST …/publish`
+ * publishes its body to the room (see {@linkcode publishToRoom}); anything
+ * else gets 426. Only the Worker reaches the object, so authorize publishes
+ * there before forwarding them.
+ *
+ * Do not keep per-connection state in fields: they are lost when the object
+ * hibernates. Use `connection.data` (stored with the socket) or
+ * `state.storage`.
+ *
+ * @example A chat room: every message reaches every client of the room
+ * ```ts ignore
+ * import { type Message, type RoomConnection, type RoomOptions, WebSocketRoom } from "@wsport/wsport/workers";
+ *
+ * type Member = { name: string };
+ *
+ * export class ChatRoom extends WebSocketRoom<Member> {
+ *   override options: RoomOptions<Member> = {
+ *     maxMessageSize: 16 * 1024,
+ *     processRequest(request, context) {
+ *       context.data = { name: new URL(request.url).searchParams.get("name") ?? "anonymous" };
+ *     },
+ *   };
+ *   override onMessage(_conn: RoomConnection<Member>, message: Message): void {
+ *     this.publish(message);
+ *   }
+ * }
+ * ```
+ */
+export class WebSocketRoom<Data = unknown, Env = unknown> {
+  /** The Durable Object's state (`ctx`). */
+  readonly state: DurableObjectStateLike;
+  /** The Worker's bindings. */
+  readonly env: Env;
+  /** Handshake options and limits; override the field in a subclass. Read on each request. */
+  options: RoomOptions<Data> = {};
+  #clients = new WeakMap<WorkersWebSocket, Client<Data>>();
+
+  /** Called by the runtime with the object's state and the Worker's bindings. */
+  constructor(state: DurableObjectStateLike, env: Env) {
+    this.state = state;
+    this.env = env;
+  }
+
+  /** A client connected (before its 101 response is sent; messages sent here arrive first). */
+  onConnect(_connection: RoomConnection<Data>): void | Promise<void> {}
+
+  /** A message arrived: `string` for text, `Uint8Array` for binary. */
+  onMessage(_connection: RoomConnection<Data>, _message: Message): void | Promise<void> {}
+
+  /** A connection ended, with the peer's close code and reason (1006 if it was lost). Runs once. */
+  onClose(_connection: RoomConnection<Data>, _info: CloseInfo): void | Promise<void> {}
+
+  /** An event method threw, or the runtime reported a socket error. Default: `console.error`. */
+  onError(error: unknown, connection: RoomConnection<Data> | undefined): void {
+    console.error(connection ? "wsport room: connection failed:" : "wsport room:", error);
+  }
+
+  /**
+   * Plain HTTP requests (no `Upgrade` header). Default: `POST` to a path
+   * ending in `/publish` publishes the body to the room (text for `text/*`
+   * and JSON content types, binary otherwise; `?topic=` narrows it) and
+   * answers the {@linkcode PublishResult} as JSON; anything else gets 426.
+   * Override it for more routes and call `super.onRequest(request)` for these.
+   */
+  async onRequest(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (request.method === "POST" && url.pathname.endsWith("/publish")) {
+      const type = request.headers.get("content-type") ?? "";
+      const isText = type.startsWith("text/") || type.includes("json");
+      const body = isText ? await request.text() : new Uint8Array(await request.arrayBuffer());
+      const topic = url.searchParams.get("topic") ?? undefined;
+      return Response.json(this.publish(body, { topic }));
+    }
+    return validateUpgrade(request)!.response;
+  }
+
+  /**
+   * The connections of this room, or those with `topic`: the sockets the
+   * runtime kept, rebuilt from their attachments after hibernation.
+   */
+  connections(topic?: string): RoomConnection<Data>[] {
+    const sockets = topic === undefined ? this.state.getWebSockets() : this.state.getWebSockets(topic);
+    return sockets.map((socket) => this.#client(socket));
+  }
+
+  /**
+   * Sends `data` to every open connection of the room (or of `topic`),
+   * except `except`. Returns how many got it and how many were skipped as
+   * closing. Nothing waits: Workers has no backpressure to wait for.
+   */
+  publish(data: OutgoingData, options: RoomPublishOptions<Data> = {}): PublishResult {
+    let delivered = 0;
+    let skipped = 0;
+    for (const connection of this.connections(options.topic)) {
+      if (connection === options.except || connection.socket === options.except?.socket) continue;
+      if (connection.trySend(data)) delivered++;
+      else skipped++;
+    }
+    return { delivered, skipped };
+  }
+
+  /** The Durable Object's `fetch`: upgrades to a room connection, or goes to {@linkcode onRequest}. */
+  async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade") === null) return await this.onRequest(request);
+    const options = this.options;
+    const context: RoomHandshakeContext<Data> = {
+      remoteAddress: { hostname: request.headers.get("cf-connecting-ip") ?? "", port: 0 },
+      url: new URL(request.url),
+      params: {},
+      data: undefined,
+      topics: [],
+    };
+    if (options.processRequest) {
+      const result = await options.processRequest(request, context);
+      if (result instanceof Response) return result;
+    }
+    const invalid = validateUpgrade(request);
+    if (invalid) return invalid.response;
+    if (options.origins && !isOriginAllowed(request, options.origins)) {
+      return refuse("forbiddenOrigin", 403, "403 Forbidden: origin not allowed").response;
+    }
+    if (this.state.getWebSockets().length >= (options.maxConnections ?? Infinity)) {
+      return refuse("overCapacity", 503, "503 Service Unavailable: too many connections").response;
+    }
+    const WebSocketPair = webSocketPairConstructor();
+    if (!WebSocketPair) throw new TypeError("wsport room: WebSocketPair is missing; rooms run on Cloudflare");
+    const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
+    const { 0: client, 1: server } = new WebSocketPair();
+    const attachment: Attachment<Data> = {
+      id: crypto.randomUUID(),
+      url: request.url,
+      protocol,
+      remoteAddress: context.remoteAddress,
+      topics: [...context.topics],
+      data: context.data as Data,
+    };
+    try {
+      server.serializeAttachment(attachment);
+      this.state.acceptWebSocket(server, attachment.topics);
+    } catch (error) {
+      // An attachment over the runtime's limit (16 KiB; 2 KiB in older runtimes), more than 10
+      // topics, or a topic over 256 characters.
+      this.onError(error, undefined);
+      return new Response("500 Internal Server Error: the connection could not be accepted\n", {
+        status: 500,
+      });
+    }
+    const connection = new Client(server, attachment);
+    this.#clients.set(server, connection);
+    try {
+      await this.onConnect(connection);
+    } catch (error) {
+      this.#failed(connection, error);
+    }
+    const headers = new Headers(options.headers);
+    if (protocol) headers.set("sec-websocket-protocol", protocol);
+    return new Response(null, { status: 101, webSocket: client, headers } as ResponseInit);
+  }
+
+  /** Called by the runtime for each message (waking the object if it hibernated). */
+  async webSocketMessage(socket: WorkersWebSocket, message: string | ArrayBuffer): Promise<void> {
+    const connection = this.#client(socket);
+    if (connection.readyState !== "open") return; // closing: the peer's late frames are dropped
+    const data: Message = typeof message === "string" ? message : new Uint8Array(message);
+    const max = this.options.maxMessageSize ?? DEFAULT_LIMITS.maxMessageSize;
+    if (messageSize(data) > max) return connection.close(1009, "message too big");
+    try {
+      await this.onMessage(connection, data);
+    } catch (error) {
+      this.#failed(connection, error);
+    }
+  }
+
+  /** Called by the runtime when a connection closed. */
+  async webSocketClose(
+    socket: WorkersWebSocket,
+    code: number,
+    reason: string,
+    _wasClean: boolean,
+  ): Promise<void> {
+    // Answer the peer's close frame (compatibility dates before 2026-04-07 need this).
+    try {
+      if (isSendableCode(code)) socket.close(code, reason);
+      else socket.close();
+    } catch {
+      // Already answered, or we started the close.
+    }
+    await this.#ended(socket, { code: code || 1006, reason });
+  }
+
+  /** Called by the runtime when a connection failed. */
+  async webSocketError(socket: WorkersWebSocket, error: unknown): Promise<void> {
+    const connection = this.#client(socket);
+    this.onError(error, connection);
+    await this.#ended(socket, { code: 1006, reason: error instanceof Error ? error.message : String(error) });
+  }
+
+  async #ended(socket: WorkersWebSocket, info: CloseInfo): Promise<void> {
+    const connection = this.#client(socket);
+    if (connection.ended) return;
+    connection.ended = true;
+    try {
+      await this.onClose(connection, info);
+    } catch (error) {
+      this.onError(error, connection);
+    }
+  }
+
+  #failed(connection: Client<Data>, error: unknown): void {
+    if (error instanceof ConnectionClosed) return;
+    this.onError(error, connection);
+    connection.close(1011, "internal error");
+  }
+
+  #client(socket: WorkersWebSocket): Client<Data> {
+    let client = this.#clients.get(socket);
+    if (!client) {
+      client = new Client(socket, socket.deserializeAttachment() as Attachment<Data>);
+      this.#clients.set(socket, client);
+    }
+    return client;
+  }
+}
+
+/** A copy of a view's bytes in a fresh `ArrayBuffer` (a request body). */
+function copyBytes(view: ArrayBufferView): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(view.byteLength);
+  bytes.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+  return bytes;
+}
+
+/**
+ * Options of {@linkcode publishToRoom}.
+ *
+ * @example
+ * ```ts ignore
+ * import { publishToRoom } from "@wsport/wsport/workers";
+ * declare const env: { ROOMS: any };
+ * await publishToRoom(env.ROOMS, "lobby", "score: 2-1", { topic: "football" });
+ * ```
+ */
+export interface PublishToRoomOptions {
+  /** Only the room's connections with this topic. */
+  topic?: string;
+}
+
+/**
+ * Publishes to a room from anywhere that has its namespace binding: a
+ * Worker's plain `fetch`, a cron trigger, a queue consumer, another room.
+ * Sends `POST https://room/publish` to the room's object, which the default
+ * {@linkcode WebSocketRoom.onRequest} answers; resolves with what it did.
+ *
+ * @example Publish from an HTTP endpoint
+ * ```ts ignore
+ * import { publishToRoom } from "@wsport/wsport/workers";
+ *
+ * export default {
+ *   async fetch(request: Request, env: { ROOMS: any }): Promise<Response> {
+ *     const result = await publishToRoom(env.ROOMS, "lobby", "the server restarts in 5 minutes");
+ *     return Response.json(result); // { delivered: 3, skipped: 0 }
+ *   },
+ * };
+ * ```
+ */
+export async function publishToRoom(
+  namespace: DurableObjectNamespaceLike,
+  room: string,
+  data: OutgoingData,
+  options: PublishToRoomOptions = {},
+): Promise<PublishResult> {
+  const url = new URL("https://room/publish");
+  if (options.topic !== undefined) url.searchParams.set("topic", options.topic);
+  const isText = typeof data === "string";
+  const stub = namespace.get(namespace.idFromName(room));
+  const response = await stub.fetch(url.href, {
+    method: "POST",
+    headers: { "content-type": isText ? "text/plain; charset=utf-8" : "application/octet-stream" },
+    body: isText ? data : data instanceof ArrayBuffer ? data : copyBytes(data),
+  });
+  if (!response.ok) {
+    throw new Error(`wsport: publish to room "${room}" failed: ${response.status} ${await response.text()}`);
+  }
+  return await response.json() as PublishResult;
+}
