@@ -66,7 +66,14 @@ export function redisBackend(url: string, options: RedisBackendOptions = {}): Pu
   // Publishing fails fast while Redis is away instead of queueing without bound.
   const publisher = new Redis(url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
   // The subscriber queues its (few) SUBSCRIBE commands and resubscribes on reconnect.
-  const subscriber = new Redis(url, { ...common, autoResubscribe: true, maxRetriesPerRequest: null });
+  // No ready check (INFO) on it: a SUBSCRIBE queued before the connection opens can go
+  // out first, and Redis then refuses the INFO on a connection in subscriber mode.
+  const subscriber = new Redis(url, {
+    ...common,
+    autoResubscribe: true,
+    maxRetriesPerRequest: null,
+    enableReadyCheck: false,
+  });
 
   const setDown = (error: unknown) => {
     if (down) return;
