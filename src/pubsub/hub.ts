@@ -9,6 +9,7 @@ import type { Connection, PublishResult, Topics } from "../connection.ts";
 import type { ServerCounters } from "../counters.ts";
 import type { Message, NativeTopics, OutgoingData } from "../transport.ts";
 import type { PubSubBackend } from "./backend.ts";
+import { broadcast } from "../broadcast.ts";
 
 const NO_DELIVERY: PublishResult = Object.freeze({ delivered: 0, skipped: 0 });
 
@@ -127,15 +128,9 @@ export class TopicHub implements Topics {
       native.publish(topic, data);
       return { delivered: set.size, skipped: 0 };
     }
-    let delivered = 0;
-    let skipped = 0;
-    for (const connection of set) {
-      if (connection === except) continue;
-      if (connection.trySend(data)) delivered++;
-      else skipped++;
-    }
+    const { sent, skipped } = broadcast(set, data, { except });
     this.#counters.pubsub.skipped += skipped;
-    return { delivered, skipped };
+    return { delivered: sent, skipped };
   }
 
   /** Stops the backend. */
