@@ -22,7 +22,7 @@ export interface PendingUpgrade {
    * the handler. `request` replaces the upgrade request where the runtime
    * frees it once the upgrade response is sent (Deno).
    */
-  accept(transport: Transport, request?: Request): Connection;
+  accept(transport: Transport, request?: Request | (() => Request)): Connection;
   /** Called by the adapter when the socket closed before it opened. */
   abandon(): void;
 }

@@ -57,8 +57,11 @@ export interface PublishOptions {
 
 /** What a connection is created with. */
 export interface ConnectionInit<Data> {
-  /** The upgrade request. */
-  request: Request;
+  /**
+   * The upgrade request, or a function that makes it on first use (Deno frees
+   * the original once upgraded; a copy is made only if someone asks).
+   */
+  request: Request | (() => Request);
   /** Where the peer connected from. */
   remoteAddress: RemoteAddress;
   /** The negotiated subprotocol, "" if none. */
@@ -96,6 +99,12 @@ function textExceeds(text: string, max: number): boolean {
   return encoder.encode(text).byteLength > max;
 }
 
+/** Bytes a queued message is counted for: its payload plus a fixed overhead. */
+const QUEUE_OVERHEAD = 64;
+function queueCost(message: Message): number {
+  return (typeof message === "string" ? message.length : message.byteLength) + QUEUE_OVERHEAD;
+}
+
 /** A promise whose rejection is reported only if someone awaits it. */
 function quietReject<T>(error: unknown): Promise<T> {
   const promise = Promise.reject(error);
@@ -124,8 +133,7 @@ interface Waiter {
  * ```
  */
 export class Connection<Data = unknown> implements AsyncIterable<Message> {
-  /** The HTTP request that asked for the upgrade. */
-  readonly request: Request;
+  #request: Request | (() => Request);
   /** Where the peer connected from. */
   readonly remoteAddress: RemoteAddress;
   /** The negotiated subprotocol, "" if none. */
@@ -139,6 +147,8 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   #context: ConnectionContext;
   #state = OPEN;
   #queue: Message[] = [];
+  /** What the queued messages hold, in bytes, counting QUEUE_OVERHEAD for each. */
+  #queuedBytes = 0;
   #waiters: Waiter[] = [];
   #drainWaiters: PromiseWithResolvers<void>[] = [];
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
@@ -156,11 +166,17 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   constructor(transport: Transport, context: ConnectionContext, init: ConnectionInit<Data>) {
     this.#transport = transport;
     this.#context = context;
-    this.request = init.request;
+    this.#request = init.request;
     this.remoteAddress = init.remoteAddress;
     this.protocol = init.protocol;
     this.data = init.data;
     this.params = init.params ?? {};
+  }
+
+  /** The HTTP request that asked for the upgrade. */
+  get request(): Request {
+    const request = this.#request;
+    return typeof request === "function" ? (this.#request = request()) : request;
   }
 
   /** A unique id for this connection (a random UUID, made on first use). */
@@ -217,6 +233,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   #next(iterating: boolean, signal: AbortSignal | undefined): Promise<unknown> {
     if (this.#queue.length > 0) {
       const value = this.#queue.shift()!;
+      this.#queuedBytes -= queueCost(value);
       return Promise.resolve(iterating ? { done: false, value } : value);
     }
     if (this.#closeInfo) return this.#settleAfterClose(iterating);
@@ -352,7 +369,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   #startClosing(code: number, reason: string): void {
     this.#state = CLOSING;
-    this.#rejectDrainWaiters(ConnectionClosed.from({ code, reason }));
+    if (this.#drainWaiters.length > 0) this.#rejectDrainWaiters(ConnectionClosed.from({ code, reason }));
     this.#closeTimer = setTimeout(() => this.#dropAfterTimeout(), this.#context.limits.closeTimeout);
     // Some runtimes (Bun) report the close synchronously, from inside this call.
     this.#transport.close(code, reason);
@@ -387,11 +404,17 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     const waiter = this.#waiters.shift();
     if (waiter) {
       waiter.resolve(waiter.iterating ? { done: false, value: message } : message);
-    } else if (this.#queue.length < limits.maxQueue) {
-      this.#queue.push(message);
-    } else {
-      this.#closeForLimit(1013, "message queue full", "queueOverflow");
+      return;
     }
+    // The queue may hold as much memory as maxQueue messages of maxMessageSize
+    // bytes: the bound of Python's websockets, which pauses reading there.
+    // Neither runtime can pause, so past it the connection is closed instead.
+    const queuedBytes = this.#queuedBytes + queueCost(message);
+    if (queuedBytes > limits.maxQueue * limits.maxMessageSize) {
+      return this.#closeForLimit(1013, "message queue full", "queueOverflow");
+    }
+    this.#queuedBytes = queuedBytes;
+    this.#queue.push(message);
   }
 
   /**
@@ -427,7 +450,9 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     clearTimeout(this.#closeTimer);
     clearTimeout(this.#drainTimer);
     this.#closeTimer = this.#drainTimer = undefined;
-    const error = ConnectionClosed.from(info);
+    // The error is made only if someone will see it: a stack capture per close shows in churn profiles.
+    const needError = this.#waiters.length > 0 || this.#drainWaiters.length > 0 || this.#controller;
+    const error = needError ? ConnectionClosed.from(info) : undefined;
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const waiter of waiters) {
@@ -437,12 +462,12 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
         waiter.reject(error);
       }
     }
-    this.#rejectDrainWaiters(error);
+    if (error) this.#rejectDrainWaiters(error);
     if (this.#topics?.size) {
       for (const topic of this.#topics) this.#context.topics!.unsubscribe(this as Connection, topic);
       this.#topics.clear();
     }
-    this.#controller?.abort(error);
+    if (error) this.#controller?.abort(error);
     this.#closedPromise?.resolve(info);
     this.#context.connectionClosed(this);
   }

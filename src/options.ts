@@ -25,14 +25,17 @@ export interface LimitOptions {
    */
   maxMessageSize?: number;
   /**
-   * How many received messages may wait for the handler to read them. Neither
-   * Deno nor Bun can pause reading a WebSocket, so when one more arrives the
-   * connection is closed with 1013 (try again later) and the message is
-   * dropped and counted; the messages already queued can still be read.
-   * On Bun, memory per connection is thus bounded by `maxQueue ×
-   * maxMessageSize`. Deno assembles each message (any frame under 64 MiB, and
-   * fragmented messages without limit) before wsport can check its size, so
-   * on Deno a public server needs a size-limiting proxy in front. Default 16.
+   * Bounds the received messages waiting for the handler to read them: they
+   * may hold as much memory as `maxQueue` messages of `maxMessageSize` bytes
+   * (each message counted as its size plus 64 bytes). That is the bound of
+   * Python's websockets, which pauses reading there; neither Deno nor Bun can
+   * pause reading a WebSocket, so past it the connection is closed with 1013
+   * (try again later), the message is dropped and counted, and the messages
+   * already queued can still be read. A pipelining client of small messages
+   * is never cut off; a handler that stops reading costs at most this much.
+   * (Deno assembles each message, any frame under 64 MiB and fragmented
+   * messages without limit, before wsport can check its size: on Deno a
+   * public server needs a size-limiting proxy in front.) Default 16.
    */
   maxQueue?: number;
   /**

@@ -103,17 +103,26 @@ class Upgrade<Data> implements PendingUpgrade {
   handler!: Handler<Data>;
   readonly protocol: string;
   readonly headers: readonly (readonly [string, string])[];
-  #accept: (transport: Transport, upgrade: Upgrade<Data>, request: Request) => Connection<Data>;
+  #accept: (
+    transport: Transport,
+    upgrade: Upgrade<Data>,
+    request: Request | (() => Request),
+  ) => Connection<Data>;
   #abandon: () => void;
-  readonly request: Request;
-  readonly handshake: HandshakeContext<Data>;
+  /** The request and handshake, until the connection is made (then released: this object lives as long as the socket). */
+  request: Request | undefined;
+  handshake: HandshakeContext<Data> | undefined;
 
   constructor(
     request: Request,
     handshake: HandshakeContext<Data>,
     protocol: string,
     headers: readonly (readonly [string, string])[],
-    accept: (transport: Transport, upgrade: Upgrade<Data>, request: Request) => Connection<Data>,
+    accept: (
+      transport: Transport,
+      upgrade: Upgrade<Data>,
+      request: Request | (() => Request),
+    ) => Connection<Data>,
     abandon: () => void,
   ) {
     this.request = request;
@@ -123,8 +132,10 @@ class Upgrade<Data> implements PendingUpgrade {
     this.#accept = accept;
     this.#abandon = abandon;
   }
-  accept(transport: Transport, request?: Request): Connection {
-    return this.#accept(transport, this, request ?? this.request) as Connection;
+  accept(transport: Transport, request?: Request | (() => Request)): Connection {
+    const connection = this.#accept(transport, this, request ?? this.request!) as Connection;
+    this.request = this.handshake = undefined;
+    return connection;
   }
   abandon(): void {
     this.#abandon();
@@ -314,14 +325,19 @@ export class WebSocketServer<Data = unknown> {
     this.#checkIdle();
   };
 
-  #accept = (transport: Transport, upgrade: Upgrade<Data>, request: Request): Connection<Data> => {
+  #accept = (
+    transport: Transport,
+    upgrade: Upgrade<Data>,
+    request: Request | (() => Request),
+  ): Connection<Data> => {
     this.#pendingUpgrades--;
+    const handshake = upgrade.handshake!;
     const connection = new Connection<Data>(transport, this.#context, {
       request,
-      remoteAddress: upgrade.handshake.remoteAddress,
+      remoteAddress: handshake.remoteAddress,
       protocol: upgrade.protocol,
-      data: upgrade.handshake.data as Data,
-      params: upgrade.handshake.params,
+      data: handshake.data as Data,
+      params: handshake.params,
     });
     // The adapter must see the connection before any user code can close it:
     // Bun runs close handlers synchronously inside ws.close().

@@ -23,8 +23,10 @@ function upgrade(
   pending: PendingUpgrade,
   limits: ResolvedLimits,
 ): Response {
-  // Deno frees the request once it is upgraded; the connection keeps a copy.
-  const kept = new Request(request.url, { method: request.method, headers: request.headers });
+  // Deno frees the request once it is upgraded: keep what makes a copy, and make it only if asked.
+  const { url, method } = request;
+  const headers = [...request.headers];
+  const kept = () => new Request(url, { method, headers });
   const { socket, response } = Deno.upgradeWebSocket(request, {
     protocol: pending.protocol || undefined,
     idleTimeout: Math.ceil(limits.idleTimeout / 1000),
