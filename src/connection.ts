@@ -105,6 +105,27 @@ function queueCost(message: Message): number {
   return (typeof message === "string" ? message.length : message.byteLength) + QUEUE_OVERHEAD;
 }
 
+/**
+ * Connections whose `send()` waits for a drain the runtime does not signal.
+ * One timer serves them all: a timer per connection costs more CPU than the
+ * sends it paces once many connections wait.
+ */
+const waitingForDrain = new Set<Connection>();
+let drainPollTimer: ReturnType<typeof setTimeout> | undefined;
+
+function pollForDrain(connection: Connection): void {
+  waitingForDrain.add(connection);
+  drainPollTimer ??= setTimeout(pollWaitingConnections, 1);
+}
+
+function pollWaitingConnections(): void {
+  drainPollTimer = undefined;
+  // handleDrain removes the connections it resolves (deleting while iterating a Set is safe).
+  for (const connection of waitingForDrain) connection.handleDrain();
+  // (A connection still waiting may have rescheduled the timer from inside handleDrain.)
+  if (waitingForDrain.size > 0) drainPollTimer ??= setTimeout(pollWaitingConnections, 1);
+}
+
 /** A promise whose rejection is reported only if someone awaits it. */
 function quietReject<T>(error: unknown): Promise<T> {
   const promise = Promise.reject(error);
@@ -342,15 +363,18 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   }
 
   /**
-   * Polls `bufferedAmount` while a `send()` waits, one timer at a time: often
-   * where the runtime has no drain event, as a safety net where it has one.
+   * Polls `bufferedAmount` while a `send()` waits. Where the runtime has no
+   * drain event (Deno), one shared timer polls every waiting connection each
+   * millisecond; where it has one (Bun), a slow per-connection timer is only
+   * a safety net.
    */
   #pollDrain(): void {
+    if (!this.#transport.emitsDrain) return pollForDrain(this as Connection);
     if (this.#drainTimer !== undefined) return;
     this.#drainTimer = setTimeout(() => {
       this.#drainTimer = undefined;
       this.handleDrain();
-    }, this.#transport.emitsDrain ? 25 : 2);
+    }, 25);
   }
 
   /**
@@ -429,13 +453,14 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /** Adapter event: the outgoing buffer drained (or may have). */
   handleDrain(): void {
-    if (this.#drainWaiters.length === 0) return;
+    if (this.#drainWaiters.length === 0) return void waitingForDrain.delete(this as Connection);
     if (this.#transport.bufferedAmount > this.#context.limits.writeLow) {
       // Not drained far enough yet. Runtimes with a drain event may not raise it
       // again before the low mark is reached, so poll in any case.
       if (this.#state === OPEN) this.#pollDrain();
       return;
     }
+    waitingForDrain.delete(this as Connection);
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const waiter of waiters) waiter.resolve();
@@ -450,6 +475,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     clearTimeout(this.#closeTimer);
     clearTimeout(this.#drainTimer);
     this.#closeTimer = this.#drainTimer = undefined;
+    waitingForDrain.delete(this as Connection);
     // The error is made only if someone will see it: a stack capture per close shows in churn profiles.
     const needError = this.#waiters.length > 0 || this.#drainWaiters.length > 0 || this.#controller;
     const error = needError ? ConnectionClosed.from(info) : undefined;
