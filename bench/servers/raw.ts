@@ -1,0 +1,110 @@
+/**
+ * The raw-runtime benchmark server: what a handler written directly against
+ * `Bun.serve` (native topics for broadcast) or `Deno.serve` +
+ * `Deno.upgradeWebSocket` (a send loop for broadcast) does. Workloads by path,
+ * as described in ./common.ts. Run under deno or bun; prints one JSON line
+ * `{ port, pid, runtime }` once listening.
+ */
+import {
+  announce,
+  control,
+  hostname,
+  isBun,
+  parsePublish,
+  publishLoop,
+  sessionFor,
+  TOPIC,
+} from "./common.ts";
+import type { SessionData } from "./common.ts";
+
+interface BunSocket {
+  data: SessionData;
+  send(data: string | ArrayBufferView | ArrayBuffer): number;
+  subscribe(topic: string): void;
+}
+interface BunServer {
+  port: number;
+  upgrade(request: Request, options: { data: SessionData }): boolean;
+  publish(topic: string, data: string): number;
+}
+interface BunLike {
+  serve(options: {
+    hostname: string;
+    port: number;
+    fetch(request: Request, server: BunServer): Response | undefined;
+    websocket: {
+      open(ws: BunSocket): void;
+      message(ws: BunSocket, message: string | Uint8Array): void;
+    };
+  }): BunServer;
+}
+
+if (isBun) {
+  const Bun = (globalThis as unknown as { Bun: BunLike }).Bun;
+  const server: BunServer = Bun.serve({
+    hostname,
+    port: 0,
+    fetch(request, server) {
+      const url = new URL(request.url);
+      const answer = control(url);
+      if (answer) return answer;
+      if (server.upgrade(request, { data: sessionFor(url) })) return undefined;
+      return new Response("Upgrade Required", { status: 426 });
+    },
+    websocket: {
+      open(ws) {
+        if (ws.data.workload !== "broadcast") return;
+        ws.subscribe(TOPIC);
+        ws.send("ready");
+      },
+      message(ws, message) {
+        if (ws.data.workload === "echo") {
+          ws.send(message);
+          return;
+        }
+        const trigger = parsePublish(message);
+        if (trigger) {
+          publishLoop(trigger.count, trigger.size, (data) => server.publish(TOPIC, data))
+            .then((report) => ws.send(report));
+        }
+      },
+    },
+  });
+  announce(server.port);
+} else {
+  const subscribers = new Set<WebSocket>();
+  const sessions = new Map<WebSocket, SessionData>();
+  const server = Deno.serve({ hostname, port: 0, onListen() {} }, (request) => {
+    const url = new URL(request.url);
+    const answer = control(url);
+    if (answer) return answer;
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Upgrade Required", { status: 426 });
+    }
+    const data = sessionFor(url);
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.binaryType = "arraybuffer";
+    if (data.workload === "echo") {
+      socket.onmessage = (event) => socket.send(event.data);
+    } else if (data.workload === "broadcast") {
+      socket.onopen = () => {
+        subscribers.add(socket);
+        socket.send("ready");
+      };
+      socket.onclose = () => subscribers.delete(socket);
+      socket.onmessage = (event) => {
+        const trigger = parsePublish(event.data);
+        if (!trigger) return;
+        publishLoop(trigger.count, trigger.size, (data) => {
+          for (const subscriber of subscribers) subscriber.send(data);
+        }).then((report) => socket.send(report));
+      };
+    } else {
+      // churn, idle: what a raw app does to attach data to a socket for its lifetime.
+      socket.onopen = () => sessions.set(socket, data);
+      socket.onclose = () => sessions.delete(socket);
+    }
+    return response;
+  });
+  announce(server.addr.port);
+}
