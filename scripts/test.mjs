@@ -21,15 +21,17 @@ function ensureNodeModules() {
   }
 }
 
-/** Debian packages the suite needs: a real Redis, and a browser for the chat page. */
+/** Debian packages the suite needs: a real Redis, a browser for the chat page, Python's websockets. */
 const SYSTEM_PACKAGES = [
-  { command: "redis-server", pkg: "redis-server" },
-  { command: "chromium", pkg: "chromium" },
+  { check: "command -v redis-server", pkg: "redis-server" },
+  { check: "command -v chromium", pkg: "chromium" },
+  // Python's websockets, as a client the project did not write.
+  { check: "/usr/bin/python3 -c 'import websockets'", pkg: "python3-websockets" },
 ];
 
 function ensureSystemPackages() {
-  const has = (command) => spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
-  const missing = SYSTEM_PACKAGES.filter(({ command }) => !has(command)).map(({ pkg }) => pkg);
+  const has = (check) => spawnSync("sh", ["-c", check], { stdio: "ignore" }).status === 0;
+  const missing = SYSTEM_PACKAGES.filter(({ check }) => !has(check)).map(({ pkg }) => pkg);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
     console.error(
@@ -45,7 +47,7 @@ function ensureSystemPackages() {
     env,
   });
   if (
-    result.status !== 0 || missing.some((pkg) => !has(SYSTEM_PACKAGES.find((p) => p.pkg === pkg).command))
+    result.status !== 0 || missing.some((pkg) => !has(SYSTEM_PACKAGES.find((p) => p.pkg === pkg).check))
   ) {
     console.error(`test: could not install ${missing.join(", ")}`);
     process.exit(1);
