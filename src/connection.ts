@@ -245,10 +245,18 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /** Iterates messages until the peer closes; throws `ConnectionClosedError` on an abnormal close. */
   [Symbol.asyncIterator](): AsyncIterator<Message> {
-    return {
-      next: () => this.#next(true, undefined) as Promise<IteratorResult<Message>>,
-      return: () => Promise.resolve({ done: true, value: undefined }),
-    };
+    // The connection is its own iterator: nothing is allocated per loop.
+    return this;
+  }
+
+  /** Iterator protocol: the next message, or `done` after a normal close. */
+  next(): Promise<IteratorResult<Message>> {
+    return this.#next(true, undefined) as Promise<IteratorResult<Message>>;
+  }
+
+  /** Iterator protocol: leaving a `for await` loop ends the loop, not the connection. */
+  return(): Promise<IteratorResult<Message>> {
+    return Promise.resolve({ done: true, value: undefined });
   }
 
   #next(iterating: boolean, signal: AbortSignal | undefined): Promise<unknown> {

@@ -364,10 +364,17 @@ export class WebSocketServer<Data = unknown> {
       return;
     }
     if (result instanceof Promise) {
+      // One reaction for both outcomes: it is held for the connection's whole life.
       result.then(
-        () => this.#handlerReturned(connection),
-        (error) => this.#handlerFailed(connection, error),
-      ).finally(() => this.#handlerEnded());
+        () => {
+          this.#handlerReturned(connection);
+          this.#handlerEnded();
+        },
+        (error) => {
+          this.#handlerFailed(connection, error);
+          this.#handlerEnded();
+        },
+      );
     } else {
       this.#handlerReturned(connection);
       this.#handlerEnded();
