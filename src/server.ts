@@ -241,15 +241,32 @@ export class WebSocketServer<Data = unknown> {
     };
     const hook = this.#options.processRequest;
     if (hook) {
-      const result = hook(request, handshake);
+      let result;
+      try {
+        result = hook(request, handshake);
+      } catch (error) {
+        return this.#hookFailed(error);
+      }
       if (result instanceof Promise) {
-        return result.then((response) => this.#afterHook(request, context, handshake, handler, response));
+        return result.then(
+          (response) => this.#afterHook(request, context, handshake, handler, response),
+          (error) => this.#hookFailed(error),
+        );
       }
       return this.#afterHook(request, context, handshake, handler, result);
     }
     if (!handler) return this.#notFound();
     return this.#upgrade(request, context, handshake, handler);
   };
+
+  /** A processRequest that throws: 500 to the client, the error to onError, no upgrade. */
+  #hookFailed(error: unknown): Response {
+    this.#report(error, undefined);
+    return new Response("500 Internal Server Error: the handshake hook failed\n", {
+      status: 500,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  }
 
   #notFound(): Response {
     return this.#refused(refuse("notFound", 404, "404 Not Found: no WebSocket route for this path"));

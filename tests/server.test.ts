@@ -327,3 +327,29 @@ test("interoperates with the ws npm client, text and binary", async () => {
   ws.close(1000);
   assert.equal(await closed, 1000);
 });
+
+test("a processRequest that throws answers 500, reports to onError, and the server goes on", async () => {
+  const errors: unknown[] = [];
+  await using server = startServer(echo, {
+    onError: (error) => errors.push(error),
+    processRequest(request) {
+      const path = new URL(request.url).pathname;
+      if (path === "/sync") throw new Error("sync hook failure"); // thrown, not rejected
+      if (path === "/async") return delay(1).then(() => Promise.reject(new Error("async hook failure")));
+    },
+  });
+  for (const path of ["/sync", "/async"]) {
+    const response = await rawRequest(server.addr.port, UPGRADE_HEADERS, { path });
+    assert.equal(response.status, 500);
+    response.socket.destroy();
+  }
+  assert.deepEqual(errors.map((error) => (error as Error).message), [
+    "sync hook failure",
+    "async hook failure",
+  ]);
+  assert.equal(server.connections.size, 0);
+  const client = await TestClient.open(server.url);
+  client.send("fine");
+  assert.equal(await client.next(), "fine");
+  client.close();
+});
