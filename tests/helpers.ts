@@ -4,9 +4,9 @@
  */
 import { type Handler, serve, type ServeOptions, type Server } from "../mod.ts";
 
-/** Starts a server on a free loopback port. */
+/** Starts a server on a free loopback port, for a handler or for routes. */
 export function startServer<Data = unknown>(
-  handler: Handler<Data>,
+  handler: Handler<Data> | Routes<Data>,
   options: ServeOptions<Data> = {},
 ): Server<Data> & { url: string; http: string } {
   const server = serve(handler, { hostname: "127.0.0.1", port: 0, ...options });

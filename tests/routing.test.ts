@@ -1,29 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  type Connection,
-  createServer,
-  type Handler,
-  InvalidOption,
-  type Routes,
-  serve,
-  type ServeOptions,
-  type Server,
-} from "../mod.ts";
-import { TestClient, waitFor, within } from "./helpers.ts";
+import { type Connection, createServer, InvalidOption } from "../mod.ts";
+import { startServer, TestClient, waitFor, within } from "./helpers.ts";
 import { rawRequest, UPGRADE_HEADERS } from "./raw.ts";
-
-/** Like helpers' startServer, for routes as well as a handler. */
-function startServer<Data = unknown>(
-  handler: Handler<Data> | Routes<Data>,
-  options: ServeOptions<Data> = {},
-): Server<Data> & { url: string; http: string } {
-  const server = serve(handler, { hostname: "127.0.0.1", port: 0, ...options });
-  return Object.assign(server, {
-    url: `ws://127.0.0.1:${server.addr.port}`,
-    http: `http://127.0.0.1:${server.addr.port}`,
-  });
-}
 
 const echo = async (ws: Connection) => {
   for await (const message of ws) await ws.send(message);
