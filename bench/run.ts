@@ -407,6 +407,17 @@ function record(key: string, runtime: Runtime, impl: Impl, sample: Sample) {
   byImpl.get(impl)!.push(sample);
 }
 
+/** What every windowed workload records beside its value: server CPU, busy shares, problems. */
+// deno-lint-ignore no-explicit-any
+function measured(answer: any) {
+  return {
+    cpuPerMsgUs: answer.serverCpuPerMsgUs,
+    serverBusy: answer.serverBusy,
+    clientBusy: answer.clientBusy,
+    problems: problemsOf(answer),
+  };
+}
+
 /** Problems a load-generator answer reports: failed connections, wrong echoes, unexpected closes. */
 // deno-lint-ignore no-explicit-any
 function problemsOf(answer: any): string[] {
@@ -459,13 +470,7 @@ async function echoWorkloads(load: Load, runtime: Runtime, servers: Map<Impl, Se
           size: payload.size,
           ...config.echo,
         }, "conns");
-        record(payload.key, runtime, impl, {
-          value: answer.rate ?? NaN,
-          cpuPerMsgUs: answer.serverCpuPerMsgUs,
-          serverBusy: answer.serverBusy,
-          clientBusy: answer.clientBusy,
-          problems: problemsOf(answer),
-        });
+        record(payload.key, runtime, impl, { value: answer.rate ?? NaN, ...measured(answer) });
         progress(payload.key, runtime, impl, answer);
       }
     }
@@ -496,14 +501,8 @@ async function latencyWorkload(load: Load, runtime: Runtime, servers: Map<Impl, 
         size: 32,
         ...config.latency,
       }, "conns");
-      const common = {
-        serverBusy: answer.serverBusy,
-        clientBusy: answer.clientBusy,
-        cpuPerMsgUs: answer.serverCpuPerMsgUs,
-        problems: problemsOf(answer),
-      };
-      record("latency-p50", runtime, impl, { value: answer.p50Ms ?? NaN, ...common });
-      record("latency-p99", runtime, impl, { value: answer.p99Ms ?? NaN, ...common });
+      record("latency-p50", runtime, impl, { value: answer.p50Ms ?? NaN, ...measured(answer) });
+      record("latency-p99", runtime, impl, { value: answer.p99Ms ?? NaN, ...measured(answer) });
       progress("latency", runtime, impl, answer);
     }
   }
@@ -529,13 +528,7 @@ async function broadcastWorkload(load: Load, runtime: Runtime, servers: Map<Impl
         size,
         stallMs: 2000,
       });
-      record("broadcast", runtime, impl, {
-        value: answer.rate ?? NaN,
-        cpuPerMsgUs: answer.serverCpuPerMsgUs,
-        serverBusy: answer.serverBusy,
-        clientBusy: answer.clientBusy,
-        problems: problemsOf(answer),
-      });
+      record("broadcast", runtime, impl, { value: answer.rate ?? NaN, ...measured(answer) });
       progress("broadcast", runtime, impl, answer);
     }
   }
@@ -557,13 +550,7 @@ async function churnWorkload(load: Load, runtime: Runtime, servers: Map<Impl, Se
         pid: server.pid,
         ...config.churn,
       }, "concurrency");
-      record("churn", runtime, impl, {
-        value: answer.rate ?? NaN,
-        cpuPerMsgUs: answer.serverCpuPerMsgUs,
-        serverBusy: answer.serverBusy,
-        clientBusy: answer.clientBusy,
-        problems: problemsOf(answer),
-      });
+      record("churn", runtime, impl, { value: answer.rate ?? NaN, ...measured(answer) });
       progress("churn", runtime, impl, answer);
     }
   }
