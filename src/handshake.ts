@@ -139,3 +139,36 @@ export function chooseSubprotocol(request: Request, supported: readonly string[]
   const tokens = offered.split(",").map((token) => token.trim());
   return supported.find((protocol) => tokens.includes(protocol)) ?? "";
 }
+
+/** The admission policy {@linkcode admit} applies. */
+export interface AdmissionPolicy {
+  /** Allowed `Origin` values; others are refused 403. */
+  origins?: OriginPolicy;
+  /** Refuse 503 once this many connections are open. */
+  maxConnections?: number;
+}
+
+/**
+ * Decides whether an upgrade request may become a connection: RFC 6455
+ * validation ({@linkcode validateUpgrade}), then the origin (403), then
+ * capacity (503) given how many connections are `open`. Returns the refusal,
+ * or `undefined` to go on. The server and the Workers rooms share it.
+ *
+ * @example
+ * ```ts
+ * import { admit } from "./handshake.ts";
+ * const request = new Request("http://localhost/", { headers: { origin: "https://evil.example" } });
+ * console.log(admit(request, { origins: ["https://good.example"] }, 0)?.response.status); // 426 (not an upgrade)
+ * ```
+ */
+export function admit(request: Request, policy: AdmissionPolicy, open: number): Refusal | undefined {
+  const invalid = validateUpgrade(request);
+  if (invalid) return invalid;
+  if (policy.origins && !isOriginAllowed(request, policy.origins)) {
+    return refuse("forbiddenOrigin", 403, "403 Forbidden: origin not allowed");
+  }
+  if (open >= (policy.maxConnections ?? Infinity)) {
+    return refuse("overCapacity", 503, "503 Service Unavailable: too many connections");
+  }
+  return undefined;
+}

@@ -8,14 +8,7 @@ import type { Adapter, PendingUpgrade } from "./adapter.ts";
 import { Connection, type ConnectionContext, type RemoteAddress } from "./connection.ts";
 import { createCounters, type ServerCounters } from "./counters.ts";
 import { ConnectionClosed } from "./errors.ts";
-import {
-  chooseSubprotocol,
-  isOriginAllowed,
-  type OriginPolicy,
-  type Refusal,
-  refuse,
-  validateUpgrade,
-} from "./handshake.ts";
+import { admit, chooseSubprotocol, type OriginPolicy, type Refusal, refuse } from "./handshake.ts";
 import { type LimitOptions, type ResolvedLimits, resolveLimits } from "./options.ts";
 import { detectAdapter } from "./runtime.ts";
 import type { OutgoingData, Transport } from "./transport.ts";
@@ -306,15 +299,8 @@ export class WebSocketServer<Data = unknown> {
     handler: Handler<Data>,
   ): Response | undefined {
     const options = this.#options;
-    const invalid = validateUpgrade(request);
-    if (invalid) return this.#refused(invalid);
-    if (options.origins && !isOriginAllowed(request, options.origins)) {
-      return this.#refused(refuse("forbiddenOrigin", 403, "403 Forbidden: origin not allowed"));
-    }
-    const max = options.maxConnections ?? Infinity;
-    if (this.#connections.size + this.#pendingUpgrades >= max) {
-      return this.#refused(refuse("overCapacity", 503, "503 Service Unavailable: too many connections"));
-    }
+    const refusal = admit(request, options, this.#connections.size + this.#pendingUpgrades);
+    if (refusal) return this.#refused(refusal);
     const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
     const upgrade = new Upgrade<Data>(
       request,

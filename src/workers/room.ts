@@ -19,13 +19,7 @@
  */
 import type { PublishResult, RemoteAddress } from "../connection.ts";
 import { type CloseInfo, ConnectionClosed } from "../errors.ts";
-import {
-  chooseSubprotocol,
-  isOriginAllowed,
-  type OriginPolicy,
-  refuse,
-  validateUpgrade,
-} from "../handshake.ts";
+import { admit, chooseSubprotocol, type OriginPolicy, validateUpgrade } from "../handshake.ts";
 import { DEFAULT_LIMITS } from "../options.ts";
 import type { HandshakeContext, ProcessRequestResult } from "../server.ts";
 import type { Message, OutgoingData } from "../transport.ts";
@@ -415,14 +409,8 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
       const result = await options.processRequest(request, context);
       if (result instanceof Response) return result;
     }
-    const invalid = validateUpgrade(request);
-    if (invalid) return invalid.response;
-    if (options.origins && !isOriginAllowed(request, options.origins)) {
-      return refuse("forbiddenOrigin", 403, "403 Forbidden: origin not allowed").response;
-    }
-    if (this.state.getWebSockets().length >= (options.maxConnections ?? Infinity)) {
-      return refuse("overCapacity", 503, "503 Service Unavailable: too many connections").response;
-    }
+    const refusal = admit(request, options, this.state.getWebSockets().length);
+    if (refusal) return refusal.response;
     const WebSocketPair = webSocketPairConstructor();
     if (!WebSocketPair) throw new TypeError("wsport room: WebSocketPair is missing; rooms run on Cloudflare");
     const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
