@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Connection, RemoteAddress } from "./connection.ts";
+import type { Connection, RemoteAddress, RequestCopy } from "./connection.ts";
 import type { ResolvedLimits } from "./options.ts";
 import type { NativeTopics, Transport } from "./transport.ts";
 
@@ -22,7 +22,7 @@ export interface PendingUpgrade {
    * the handler. `request` replaces the upgrade request where the runtime
    * frees it once the upgrade response is sent (Deno).
    */
-  accept(transport: Transport, request?: Request | (() => Request)): Connection;
+  accept(transport: Transport, request?: Request | RequestCopy): Connection;
   /** Called by the adapter when the socket closed before it opened. */
   abandon(): void;
 }

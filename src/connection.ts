@@ -55,13 +55,19 @@ export interface PublishOptions {
   exceptSelf?: boolean;
 }
 
+/**
+ * Makes the upgrade request again, where the runtime frees the original once
+ * upgraded (Deno): the copy is made only if someone reads `ws.request`.
+ */
+export interface RequestCopy {
+  /** Makes the request. Called at most once per connection. */
+  toRequest(): Request;
+}
+
 /** What a connection is created with. */
 export interface ConnectionInit<Data> {
-  /**
-   * The upgrade request, or a function that makes it on first use (Deno frees
-   * the original once upgraded; a copy is made only if someone asks).
-   */
-  request: Request | (() => Request);
+  /** The upgrade request, or what makes it on first use. */
+  request: Request | RequestCopy;
   /** Where the peer connected from. */
   remoteAddress: RemoteAddress;
   /** The negotiated subprotocol, "" if none. */
@@ -89,6 +95,8 @@ function isSendableCode(code: number): boolean {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** The params of every connection not routed by path: one shared, frozen object. */
+export const NO_PARAMS: Record<string, string | undefined> = Object.freeze({});
 const noop = () => {};
 const encoder = new TextEncoder();
 
@@ -154,24 +162,29 @@ interface Waiter {
  * ```
  */
 export class Connection<Data = unknown> implements AsyncIterable<Message> {
-  #request: Request | (() => Request);
+  #request: Request | RequestCopy;
   /** Where the peer connected from. */
   readonly remoteAddress: RemoteAddress;
   /** The negotiated subprotocol, "" if none. */
   readonly protocol: string;
   /** What `processRequest` attached to the handshake; yours to change. */
   data: Data;
-  /** Route parameters when the connection was routed by path, else `{}`. */
+  /** Route parameters when the connection was routed by path, else an empty frozen object. */
   readonly params: Record<string, string | undefined>;
 
   #transport: Transport;
   #context: ConnectionContext;
   #state = OPEN;
-  #queue: Message[] = [];
+  /** Messages no receiver has taken yet (made on first use: an idle connection has none). */
+  #queue: Message[] | undefined;
   /** What the queued messages hold, in bytes, counting QUEUE_OVERHEAD for each. */
   #queuedBytes = 0;
-  #waiters: Waiter[] = [];
-  #drainWaiters: PromiseWithResolvers<void>[] = [];
+  /** The receiver waiting for the next message. One is the common case, so it needs no array. */
+  #waiter: Waiter | undefined;
+  /** Receivers waiting behind it (concurrent `recv()` calls). */
+  #moreWaiters: Waiter[] | undefined;
+  /** Senders waiting for the buffer to drain. */
+  #drainWaiters: PromiseWithResolvers<void>[] | undefined;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #closeInfo: CloseInfo | undefined;
@@ -191,13 +204,13 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     this.remoteAddress = init.remoteAddress;
     this.protocol = init.protocol;
     this.data = init.data;
-    this.params = init.params ?? {};
+    this.params = init.params ?? NO_PARAMS;
   }
 
   /** The HTTP request that asked for the upgrade. */
   get request(): Request {
     const request = this.#request;
-    return typeof request === "function" ? (this.#request = request()) : request;
+    return request instanceof Request ? request : (this.#request = request.toRequest());
   }
 
   /** A unique id for this connection (a random UUID, made on first use). */
@@ -260,7 +273,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   }
 
   #next(iterating: boolean, signal: AbortSignal | undefined): Promise<unknown> {
-    if (this.#queue.length > 0) {
+    if (this.#queue?.length) {
       const value = this.#queue.shift()!;
       this.#queuedBytes -= queueCost(value);
       return Promise.resolve(iterating ? { done: false, value } : value);
@@ -269,11 +282,11 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     signal?.throwIfAborted();
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
     const waiter: Waiter = { resolve, reject, iterating };
-    this.#waiters.push(waiter);
+    if (!this.#waiter) this.#waiter = waiter;
+    else (this.#moreWaiters ??= []).push(waiter);
     if (signal) {
       const onAbort = () => {
-        const index = this.#waiters.indexOf(waiter);
-        if (index >= 0) this.#waiters.splice(index, 1);
+        this.#removeWaiter(waiter);
         reject(signal.reason);
       };
       signal.addEventListener("abort", onAbort, { once: true });
@@ -281,6 +294,22 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
       promise.then(cleanup, cleanup);
     }
     return promise;
+  }
+
+  /** The first waiting receiver, removed from the line. */
+  #takeWaiter(): Waiter | undefined {
+    const waiter = this.#waiter;
+    this.#waiter = this.#moreWaiters?.shift();
+    return waiter;
+  }
+
+  #removeWaiter(waiter: Waiter): void {
+    if (this.#waiter === waiter) {
+      this.#takeWaiter();
+      return;
+    }
+    const index = this.#moreWaiters?.indexOf(waiter) ?? -1;
+    if (index >= 0) this.#moreWaiters!.splice(index, 1);
   }
 
   #settleAfterClose(iterating: boolean): Promise<unknown> {
@@ -365,7 +394,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   #waitForDrain(): Promise<void> {
     const waiter = Promise.withResolvers<void>();
     waiter.promise.catch(noop);
-    this.#drainWaiters.push(waiter);
+    (this.#drainWaiters ??= []).push(waiter);
     this.#pollDrain();
     return waiter.promise;
   }
@@ -401,7 +430,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   #startClosing(code: number, reason: string): void {
     this.#state = CLOSING;
-    if (this.#drainWaiters.length > 0) this.#rejectDrainWaiters(ConnectionClosed.from({ code, reason }));
+    if (this.#drainWaiters) this.#rejectDrainWaiters(ConnectionClosed.from({ code, reason }));
     this.#closeTimer = setTimeout(() => this.#dropAfterTimeout(), this.#context.limits.closeTimeout);
     // Some runtimes (Bun) report the close synchronously, from inside this call.
     this.#transport.close(code, reason);
@@ -433,7 +462,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
         : message.byteLength > limits.maxMessageSize;
       if (tooBig) return this.#closeForLimit(1009, "message too big", "messageTooBig");
     }
-    const waiter = this.#waiters.shift();
+    const waiter = this.#takeWaiter();
     if (waiter) {
       waiter.resolve(waiter.iterating ? { done: false, value: message } : message);
       return;
@@ -446,7 +475,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
       return this.#closeForLimit(1013, "message queue full", "queueOverflow");
     }
     this.#queuedBytes = queuedBytes;
-    this.#queue.push(message);
+    (this.#queue ??= []).push(message);
   }
 
   /**
@@ -461,7 +490,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /** Adapter event: the outgoing buffer drained (or may have). */
   handleDrain(): void {
-    if (this.#drainWaiters.length === 0) return void waitingForDrain.delete(this as Connection);
+    if (!this.#drainWaiters) return void waitingForDrain.delete(this as Connection);
     if (this.#transport.bufferedAmount > this.#context.limits.writeLow) {
       // Not drained far enough yet. Runtimes with a drain event may not raise it
       // again before the low mark is reached, so poll in any case.
@@ -470,7 +499,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     }
     waitingForDrain.delete(this as Connection);
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
+    this.#drainWaiters = undefined;
     for (const waiter of waiters) waiter.resolve();
   }
 
@@ -485,11 +514,9 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     this.#closeTimer = this.#drainTimer = undefined;
     waitingForDrain.delete(this as Connection);
     // The error is made only if someone will see it: a stack capture per close shows in churn profiles.
-    const needError = this.#waiters.length > 0 || this.#drainWaiters.length > 0 || this.#controller;
+    const needError = this.#waiter || this.#drainWaiters || this.#controller;
     const error = needError ? ConnectionClosed.from(info) : undefined;
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const waiter of waiters) {
+    for (let waiter = this.#takeWaiter(); waiter; waiter = this.#takeWaiter()) {
       if (waiter.iterating && error instanceof ConnectionClosedOK) {
         waiter.resolve({ done: true, value: undefined });
       } else {
@@ -507,9 +534,9 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   }
 
   #rejectDrainWaiters(error: ConnectionClosed): void {
-    if (this.#drainWaiters.length === 0) return;
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
+    if (!waiters) return;
+    this.#drainWaiters = undefined;
     for (const waiter of waiters) waiter.reject(error);
   }
 

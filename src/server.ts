@@ -5,14 +5,14 @@
  * @module
  */
 import type { Adapter, PendingUpgrade } from "./adapter.ts";
-import { Connection, type ConnectionContext, type RemoteAddress } from "./connection.ts";
+import { Connection, type ConnectionContext, NO_PARAMS, type RemoteAddress } from "./connection.ts";
 import { createCounters, type ServerCounters } from "./counters.ts";
 import { ConnectionClosed } from "./errors.ts";
 import { admit, chooseSubprotocol, type OriginPolicy, type Refusal, refuse } from "./handshake.ts";
 import { type LimitOptions, type ResolvedLimits, resolveLimits } from "./options.ts";
 import { detectAdapter } from "./runtime.ts";
 import type { OutgoingData, Transport } from "./transport.ts";
-import type { PublishResult } from "./connection.ts";
+import type { PublishResult, RequestCopy } from "./connection.ts";
 import type { PubSubBackend } from "./pubsub/backend.ts";
 import { TopicHub } from "./pubsub/hub.ts";
 import { bunWebSocketHandlers } from "./adapters/bun.ts";
@@ -34,8 +34,8 @@ export interface HandshakeContext<Data = unknown> {
   readonly url: URL;
   /**
    * The parameters of the route that matched (`{ room: "lobby" }` for
-   * `/rooms/:room`), `{}` when the server has a single handler or no route
-   * matched. The same object becomes `ws.params`.
+   * `/rooms/:room`); an empty frozen object when the server has a single
+   * handler or no route matched. The same object becomes `ws.params`.
    */
   readonly params: Record<string, string | undefined>;
   /** Set this to attach data to the connection (`ws.data`). */
@@ -99,7 +99,7 @@ class Upgrade<Data> implements PendingUpgrade {
   #accept: (
     transport: Transport,
     upgrade: Upgrade<Data>,
-    request: Request | (() => Request),
+    request: Request | RequestCopy,
   ) => Connection<Data>;
   #abandon: () => void;
   /** The request and handshake, until the connection is made (then released: this object lives as long as the socket). */
@@ -114,7 +114,7 @@ class Upgrade<Data> implements PendingUpgrade {
     accept: (
       transport: Transport,
       upgrade: Upgrade<Data>,
-      request: Request | (() => Request),
+      request: Request | RequestCopy,
     ) => Connection<Data>,
     abandon: () => void,
   ) {
@@ -125,7 +125,7 @@ class Upgrade<Data> implements PendingUpgrade {
     this.#accept = accept;
     this.#abandon = abandon;
   }
-  accept(transport: Transport, request?: Request | (() => Request)): Connection {
+  accept(transport: Transport, request?: Request | RequestCopy): Connection {
     const connection = this.#accept(transport, this, request ?? this.request!) as Connection;
     this.request = this.handshake = undefined;
     return connection;
@@ -229,7 +229,7 @@ export class WebSocketServer<Data = unknown> {
     const handshake: HandshakeContext<Data> = {
       remoteAddress: this.adapter.remoteAddress(request, context),
       url,
-      params: route?.params ?? {},
+      params: route?.params ?? NO_PARAMS,
       data: undefined,
     };
     const hook = this.#options.processRequest;
@@ -331,7 +331,7 @@ export class WebSocketServer<Data = unknown> {
   #accept = (
     transport: Transport,
     upgrade: Upgrade<Data>,
-    request: Request | (() => Request),
+    request: Request | RequestCopy,
   ): Connection<Data> => {
     this.#pendingUpgrades--;
     const handshake = upgrade.handshake!;

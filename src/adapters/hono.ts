@@ -59,7 +59,7 @@
  * @module
  */
 import type { Adapter, PendingUpgrade } from "../adapter.ts";
-import type { Connection } from "../connection.ts";
+import type { Connection, RequestCopy } from "../connection.ts";
 import { DEFAULT_LIMITS, type ResolvedLimits } from "../options.ts";
 import { detectAdapter } from "../runtime.ts";
 import {
@@ -340,7 +340,7 @@ class HonoUpgrade implements PendingUpgrade {
   set connection(connection: Connection | undefined) {
     this.#inner.connection = connection;
   }
-  accept(transport: Transport, request?: Request): Connection {
+  accept(transport: Transport, request?: Request | RequestCopy): Connection {
     return this.#inner.accept(this.#wrap(transport), request);
   }
   abandon(): void {
@@ -481,7 +481,8 @@ export function upgradeWebSocket<Data = unknown, C extends HonoContext = HonoCon
     processRequest(request, context) {
       const handoff = handoffs.get(request);
       if (handoff) {
-        Object.assign(context.params, handoff.params);
+        // Hono matched the route: its params replace the server's own (shared, frozen) empty ones.
+        (context as { params: Record<string, string | undefined> }).params = handoff.params;
         if (handoff.hasData) context.data = handoff.data as Data;
       }
       return processRequest?.(request, context);

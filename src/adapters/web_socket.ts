@@ -13,9 +13,13 @@ import type { OutgoingData, Transport } from "../transport.ts";
 /** Wraps a standard `WebSocket` as a core {@linkcode Transport}. */
 export class WebSocketTransport implements Transport {
   /** The standard API has no drain event. */
-  readonly emitsDrain = false;
+  get emitsDrain(): boolean {
+    return false;
+  }
   /** The standard API has no size limit the core can set. */
-  readonly enforcesMaxMessageSize = false;
+  get enforcesMaxMessageSize(): boolean {
+    return false;
+  }
   #socket: WebSocket;
 
   /** Wraps `socket`. */
