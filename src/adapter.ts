@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Connection, RemoteAddress, RequestCopy } from "./connection.ts";
+import type { Connection, RemoteAddress } from "./connection.ts";
 import type { ResolvedLimits } from "./options.ts";
 import type { NativeTopics, Transport } from "./transport.ts";
 
@@ -19,10 +19,9 @@ export interface PendingUpgrade {
   /**
    * Called by the adapter when the runtime opened the socket: makes the
    * connection (setting `connection` before any user code runs) and starts
-   * the handler. `request` replaces the upgrade request where the runtime
-   * frees it once the upgrade response is sent (Deno).
+   * the handler.
    */
-  accept(transport: Transport, request?: Request | RequestCopy): Connection;
+  accept(transport: Transport): Connection;
   /** Called by the adapter when the socket closed before it opened. */
   abandon(): void;
 }

@@ -9,6 +9,7 @@
 import { type CloseInfo, ConnectionClosed, ConnectionClosedOK } from "./errors.ts";
 import type { ServerCounters } from "./counters.ts";
 import type { ResolvedLimits } from "./options.ts";
+import type { RequestCopy } from "./request_copy.ts";
 import type { Message, OutgoingData, Transport } from "./transport.ts";
 
 /** Where a peer connected from. */
@@ -53,15 +54,6 @@ export interface PublishResult {
 export interface PublishOptions {
   /** Leave this connection out. Default `false`: the sender gets its own message too. */
   exceptSelf?: boolean;
-}
-
-/**
- * Makes the upgrade request again, where the runtime frees the original once
- * upgraded (Deno): the copy is made only if someone reads `ws.request`.
- */
-export interface RequestCopy {
-  /** Makes the request. Called at most once per connection. */
-  toRequest(): Request;
 }
 
 /** What a connection is created with. */

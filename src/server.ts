@@ -12,10 +12,11 @@ import { admit, chooseSubprotocol, type OriginPolicy, type Refusal, refuse } fro
 import { type LimitOptions, type ResolvedLimits, resolveLimits } from "./options.ts";
 import { detectAdapter } from "./runtime.ts";
 import type { OutgoingData, Transport } from "./transport.ts";
-import type { PublishResult, RequestCopy } from "./connection.ts";
+import type { PublishResult } from "./connection.ts";
+import { RequestCopy } from "./request_copy.ts";
 import type { PubSubBackend } from "./pubsub/backend.ts";
 import { TopicHub } from "./pubsub/hub.ts";
-import { bunWebSocketHandlers } from "./adapters/bun.ts";
+import { type BunSocketData, bunWebSocketHandlers } from "./adapters/bun.ts";
 import type { BunWebSocketHandlers } from "./adapters/bun_types.ts";
 import { Router, type Routes } from "./router.ts";
 
@@ -96,14 +97,10 @@ class Upgrade<Data> implements PendingUpgrade {
   handler!: Handler<Data>;
   readonly protocol: string;
   readonly headers: readonly (readonly [string, string])[];
-  #accept: (
-    transport: Transport,
-    upgrade: Upgrade<Data>,
-    request: Request | RequestCopy,
-  ) => Connection<Data>;
+  #accept: (transport: Transport, upgrade: Upgrade<Data>) => Connection<Data>;
   #abandon: () => void;
-  /** The request and handshake, until the connection is made (then released: this object lives as long as the socket). */
-  request: Request | undefined;
+  /** What the connection is made from; released once it is (Bun keeps this object as long as the socket). */
+  request: RequestCopy | undefined;
   handshake: HandshakeContext<Data> | undefined;
 
   constructor(
@@ -111,22 +108,19 @@ class Upgrade<Data> implements PendingUpgrade {
     handshake: HandshakeContext<Data>,
     protocol: string,
     headers: readonly (readonly [string, string])[],
-    accept: (
-      transport: Transport,
-      upgrade: Upgrade<Data>,
-      request: Request | RequestCopy,
-    ) => Connection<Data>,
+    accept: (transport: Transport, upgrade: Upgrade<Data>) => Connection<Data>,
     abandon: () => void,
   ) {
-    this.request = request;
+    // Copied now: the runtime may free the request once it has upgraded it (Deno).
+    this.request = new RequestCopy(request);
     this.handshake = handshake;
     this.protocol = protocol;
     this.headers = headers;
     this.#accept = accept;
     this.#abandon = abandon;
   }
-  accept(transport: Transport, request?: Request | RequestCopy): Connection {
-    const connection = this.#accept(transport, this, request ?? this.request!) as Connection;
+  accept(transport: Transport): Connection {
+    const connection = this.#accept(transport, this) as Connection;
     this.request = this.handshake = undefined;
     return connection;
   }
@@ -172,7 +166,7 @@ export class WebSocketServer<Data = unknown> {
   #finished = Promise.withResolvers<void>();
   #idle: PromiseWithResolvers<void> | undefined;
   #context: ConnectionContext;
-  #bunHandlers: BunWebSocketHandlers<PendingUpgrade> | undefined;
+  #bunHandlers: BunWebSocketHandlers<BunSocketData> | undefined;
   #topics: TopicHub;
 
   /** Creates a server; prefer {@linkcode createServer}. */
@@ -206,7 +200,7 @@ export class WebSocketServer<Data = unknown> {
    * Bun's `websocket` handlers, to pass to `Bun.serve` beside {@linkcode fetch}
    * when embedding on Bun.
    */
-  get websocket(): BunWebSocketHandlers<PendingUpgrade> {
+  get websocket(): BunWebSocketHandlers<BunSocketData> {
     return this.#bunHandlers ??= bunWebSocketHandlers(this.limits);
   }
 
@@ -328,15 +322,11 @@ export class WebSocketServer<Data = unknown> {
     this.#checkIdle();
   };
 
-  #accept = (
-    transport: Transport,
-    upgrade: Upgrade<Data>,
-    request: Request | RequestCopy,
-  ): Connection<Data> => {
+  #accept = (transport: Transport, upgrade: Upgrade<Data>): Connection<Data> => {
     this.#pendingUpgrades--;
     const handshake = upgrade.handshake!;
     const connection = new Connection<Data>(transport, this.#context, {
-      request,
+      request: upgrade.request!,
       remoteAddress: handshake.remoteAddress,
       protocol: upgrade.protocol,
       data: handshake.data as Data,

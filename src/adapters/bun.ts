@@ -9,11 +9,19 @@
  * @module
  */
 import type { Adapter, PendingUpgrade } from "../adapter.ts";
+import { Connection } from "../connection.ts";
 import type { ResolvedLimits } from "../options.ts";
 import type { OutgoingData, Transport } from "../transport.ts";
 import type { BunGlobal, BunServer, BunServerWebSocket, BunWebSocketHandlers } from "./bun_types.ts";
 
-type Socket = BunServerWebSocket<PendingUpgrade>;
+/**
+ * What wsport keeps in Bun's `ws.data`: the pending upgrade until the socket
+ * opens, then the connection itself (the upgrade's state is not kept for the
+ * socket's whole life).
+ */
+export type BunSocketData = PendingUpgrade | Connection;
+
+type Socket = BunServerWebSocket<BunSocketData>;
 
 class BunTransport implements Transport {
   readonly emitsDrain = true;
@@ -55,7 +63,7 @@ const IDLE_REASON = "WebSocket timed out from inactivity";
  * The `websocket` handlers to pass to `Bun.serve` beside a wsport `fetch`.
  * Limits are per server in Bun, so they are fixed here.
  */
-export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandlers<PendingUpgrade> {
+export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandlers<BunSocketData> {
   return {
     maxPayloadLength: limits.maxMessageSize,
     // Bun counts whole seconds, from 0 (off) to 960.
@@ -68,17 +76,19 @@ export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandle
     perMessageDeflate: false,
     open(ws) {
       ws.binaryType = "uint8array";
-      ws.data.accept(new BunTransport(ws));
+      // (Bun may run the close handler from inside accept: it finds the connection on the upgrade.)
+      ws.data = (ws.data as PendingUpgrade).accept(new BunTransport(ws));
     },
     message(ws, message) {
-      ws.data.connection!.handleMessage(message);
+      (ws.data as Connection).handleMessage(message);
     },
     drain(ws) {
-      ws.data.connection?.handleDrain();
+      if (ws.data instanceof Connection) ws.data.handleDrain();
     },
     close(ws, code, reason) {
-      const connection = ws.data.connection;
-      if (!connection) return ws.data.abandon();
+      const data = ws.data;
+      const connection = data instanceof Connection ? data : data.connection;
+      if (!connection) return (data as PendingUpgrade).abandon();
       if (code === 1006 && reason === TOO_BIG_REASON) {
         connection.handleLimitClose("messageTooBig");
         code = 1009;

@@ -7,8 +7,8 @@
 
 /** Bun's `ServerWebSocket`, as far as wsport uses it. */
 export interface BunServerWebSocket<T> {
-  /** What `server.upgrade` attached. */
-  readonly data: T;
+  /** What `server.upgrade` attached; wsport replaces it once the socket opens. */
+  data: T;
   /** How binary messages are delivered. */
   binaryType: string;
   /** Sends a frame: bytes sent, -1 if buffered, 0 if dropped. */

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Adapter, PendingUpgrade } from "../adapter.ts";
-import type { Connection, RequestCopy } from "../connection.ts";
+import type { Connection } from "../connection.ts";
 import type { ResolvedLimits } from "../options.ts";
 import { WebSocketTransport } from "./web_socket.ts";
 
@@ -23,29 +23,19 @@ const IDLE_REASON = "No response from ping frame.";
  * it is held for the connection's whole life, so its size is what an idle
  * connection costs.
  */
-class DenoSocket extends WebSocketTransport implements EventListenerObject, RequestCopy {
+class DenoSocket extends WebSocketTransport implements EventListenerObject {
   #pending: PendingUpgrade | undefined;
   #connection: Connection | undefined;
-  #url: string;
-  #headers: string;
 
-  /** `url` and `headers` (JSON pairs) are what `ws.request` is rebuilt from. */
-  constructor(socket: WebSocket, pending: PendingUpgrade, url: string, headers: string) {
+  constructor(socket: WebSocket, pending: PendingUpgrade) {
     super(socket);
     this.#pending = pending;
-    this.#url = url;
-    this.#headers = headers;
     socket.binaryType = "arraybuffer";
     // Each listener costs the socket's whole life, so: no "error" listener (a close
     // event always follows, and Deno reports nothing unhandled), "open" only once.
     socket.addEventListener("open", this, { once: true });
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
-  }
-
-  /** Makes the upgrade request again, for `ws.request`. */
-  toRequest(): Request {
-    return new Request(this.#url, { headers: JSON.parse(this.#headers) });
   }
 
   handleEvent(event: Event): void {
@@ -56,7 +46,7 @@ class DenoSocket extends WebSocketTransport implements EventListenerObject, Requ
         break;
       }
       case "open":
-        this.#connection = this.#pending!.accept(this, this);
+        this.#connection = this.#pending!.accept(this);
         this.#pending = undefined;
         break;
       case "close":
@@ -84,15 +74,12 @@ function upgrade(
   pending: PendingUpgrade,
   limits: ResolvedLimits,
 ): Response {
-  // Deno frees the request once it is upgraded: `ws.request` is rebuilt from a
-  // copy, kept as one string (a fifth of the size of the pairs it encodes).
-  const headers = JSON.stringify([...request.headers]);
   const { socket, response } = Deno.upgradeWebSocket(request, {
     protocol: pending.protocol || undefined,
     idleTimeout: Math.ceil(limits.idleTimeout / 1000),
   });
   for (const [name, value] of pending.headers) response.headers.set(name, value);
-  new DenoSocket(socket, pending, request.url, headers);
+  new DenoSocket(socket, pending);
   return response;
 }
 /** The Deno adapter. */

@@ -59,7 +59,7 @@
  * @module
  */
 import type { Adapter, PendingUpgrade } from "../adapter.ts";
-import type { Connection, RequestCopy } from "../connection.ts";
+import type { Connection } from "../connection.ts";
 import { DEFAULT_LIMITS, type ResolvedLimits } from "../options.ts";
 import { detectAdapter } from "../runtime.ts";
 import {
@@ -70,7 +70,7 @@ import {
   type WebSocketServer,
 } from "../server.ts";
 import type { OutgoingData, Transport } from "../transport.ts";
-import { bunWebSocketHandlers } from "./bun.ts";
+import { type BunSocketData, bunWebSocketHandlers } from "./bun.ts";
 import type { BunWebSocketHandlers } from "./bun_types.ts";
 
 /** What this module reads of a Hono request (`c.req`); Hono's `HonoRequest` fits. */
@@ -233,7 +233,7 @@ function sharedLimits(): ResolvedLimits {
   };
 }
 
-function sharedBunHandlers(): BunWebSocketHandlers<PendingUpgrade> {
+function sharedBunHandlers(): BunWebSocketHandlers<BunSocketData> {
   const base = bunWebSocketHandlers(DEFAULT_LIMITS);
   return {
     // Bun reads these when Bun.serve starts: they cover the middlewares made by then.
@@ -249,7 +249,7 @@ function sharedBunHandlers(): BunWebSocketHandlers<PendingUpgrade> {
     sendPings: base.sendPings,
     closeOnBackpressureLimit: base.closeOnBackpressureLimit,
     perMessageDeflate: base.perMessageDeflate,
-    // Each socket's data is the PendingUpgrade of the middleware that upgraded it.
+    // Each socket's data is the PendingUpgrade of the middleware that upgraded it, then its connection.
     open: base.open,
     message: base.message,
     drain: base.drain,
@@ -279,7 +279,7 @@ function sharedBunHandlers(): BunWebSocketHandlers<PendingUpgrade> {
  * Bun.serve({ port: 8765, fetch: app.fetch, websocket: bunWebSocket });
  * ```
  */
-export const bunWebSocket: BunWebSocketHandlers<PendingUpgrade> = sharedBunHandlers();
+export const bunWebSocket: BunWebSocketHandlers<BunSocketData> = sharedBunHandlers();
 
 /**
  * A transport whose size check and native topics belong to one middleware,
@@ -340,8 +340,8 @@ class HonoUpgrade implements PendingUpgrade {
   set connection(connection: Connection | undefined) {
     this.#inner.connection = connection;
   }
-  accept(transport: Transport, request?: Request | RequestCopy): Connection {
-    return this.#inner.accept(this.#wrap(transport), request);
+  accept(transport: Transport): Connection {
+    return this.#inner.accept(this.#wrap(transport));
   }
   abandon(): void {
     this.#inner.abandon();
