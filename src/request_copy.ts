@@ -3,26 +3,25 @@
  *
  * The upgrade `Request` is not kept for the connection's life: Deno frees it
  * once upgraded (its headers then throw "Request closed"), and on Bun it holds
- * several times the memory of its text. Its URL and headers are kept as two
- * strings instead, and a `Request` is made from them only if someone asks.
+ * several times the memory of its text. Its URL and headers are kept as one
+ * string instead, and a `Request` is made from it only if someone asks.
  *
  * @module
  */
 
 /** The upgrade request's URL and headers, kept as strings until a `Request` is wanted. */
 export class RequestCopy {
-  #url: string;
-  /** The header pairs, as JSON: one string costs a fraction of the arrays it encodes. */
-  #headers: string;
+  /** `[url, [[name, value], ...]]` as JSON: one string costs a fraction of the objects it encodes. */
+  #text: string;
 
   /** Copies `request`; call it before the runtime upgrades (and, on Deno, frees) it. */
   constructor(request: Request) {
-    this.#url = request.url;
-    this.#headers = JSON.stringify([...request.headers]);
+    this.#text = JSON.stringify([request.url, [...request.headers]]);
   }
 
   /** Makes the request again (a GET, as every upgrade request is). */
   toRequest(): Request {
-    return new Request(this.#url, { headers: JSON.parse(this.#headers) });
+    const [url, headers] = JSON.parse(this.#text);
+    return new Request(url, { headers });
   }
 }

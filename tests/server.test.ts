@@ -282,6 +282,40 @@ test("request, url and id describe the connection", async () => {
   client.close();
 });
 
+test("ws.request keeps every header of the upgrade request, long after the runtime freed the original", async () => {
+  const { default: WS } = await import("ws");
+  await using server = startServer(async (ws) => {
+    // Read well after the upgrade: Deno frees the original request once it has answered 101.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const { headers, method, url } = ws.request;
+    await ws.send(JSON.stringify({
+      method,
+      url,
+      cookie: headers.get("cookie"),
+      token: headers.get("x-token"),
+      multi: headers.get("x-multi"),
+      key: headers.get("sec-websocket-key"),
+      same: ws.request === ws.request,
+    }));
+  });
+  const client = new WS(`${server.url}/path?q=1`, {
+    headers: { cookie: "a=1; b=2", "x-token": "t0k3n", "x-multi": ["one", "two"] },
+  });
+  const message = new Promise<string>((resolve, reject) => {
+    client.once("message", (data: Buffer) => resolve(data.toString()));
+    client.once("error", reject);
+  });
+  const seen = JSON.parse(await within(message, 5000, "the request as the handler saw it"));
+  assert.equal(seen.method, "GET");
+  assert.equal(seen.url, `${server.http}/path?q=1`);
+  assert.equal(seen.cookie, "a=1; b=2");
+  assert.equal(seen.token, "t0k3n");
+  assert.equal(seen.multi, "one, two");
+  assert.match(seen.key, /^[A-Za-z0-9+/]{22}==$/);
+  assert.equal(seen.same, true);
+  client.close();
+});
+
 test("readable and writable streams carry the same messages", async () => {
   await using server = startServer(async (ws) => {
     await ws.readable

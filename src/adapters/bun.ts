@@ -24,8 +24,13 @@ export type BunSocketData = PendingUpgrade | Connection;
 type Socket = BunServerWebSocket<BunSocketData>;
 
 class BunTransport implements Transport {
-  readonly emitsDrain = true;
-  readonly enforcesMaxMessageSize = true;
+  // Getters, not fields: this object lives as long as the socket.
+  get emitsDrain(): boolean {
+    return true;
+  }
+  get enforcesMaxMessageSize(): boolean {
+    return true;
+  }
   #ws: Socket;
 
   constructor(ws: Socket) {
