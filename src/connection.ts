@@ -141,6 +141,25 @@ interface Waiter {
 }
 
 /**
+ * The parts of a connection that only some connections use, kept apart so
+ * that an idle connection (the one there are thousands of) does not carry
+ * them: it costs the server memory for its whole life.
+ */
+class Extras {
+  id: string | undefined = undefined;
+  url: URL | undefined = undefined;
+  controller: AbortController | undefined = undefined;
+  closedPromise: PromiseWithResolvers<CloseInfo> | undefined = undefined;
+  topics: Set<string> | undefined = undefined;
+  readable: ReadableStream<Message> | undefined = undefined;
+  writable: WritableStream<OutgoingData> | undefined = undefined;
+  /** Receivers waiting behind the first (concurrent `recv()` calls). */
+  moreWaiters: Waiter[] | undefined = undefined;
+  /** Bun's drain safety poll. */
+  drainTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+}
+
+/**
  * A WebSocket connection: iterate it, `recv()` from it, `send()` to it.
  *
  * @example Echo every message
@@ -171,22 +190,21 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   #queue: Message[] | undefined;
   /** What the queued messages hold, in bytes, counting QUEUE_OVERHEAD for each. */
   #queuedBytes = 0;
-  /** The receiver waiting for the next message. One is the common case, so it needs no array. */
-  #waiter: Waiter | undefined;
-  /** Receivers waiting behind it (concurrent `recv()` calls). */
-  #moreWaiters: Waiter[] | undefined;
+  // The receiver waiting for the next message. One is the common case, so its
+  // callbacks sit in fields, not in an object made for every wait.
+  #resolveNext: ((value: unknown) => void) | undefined;
+  #rejectNext: ((error: unknown) => void) | undefined;
+  #nextIterates = false;
   /** Senders waiting for the buffer to drain. */
   #drainWaiters: PromiseWithResolvers<void>[] | undefined;
-  #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #closeInfo: CloseInfo | undefined;
-  #closedPromise: PromiseWithResolvers<CloseInfo> | undefined;
-  #controller: AbortController | undefined;
-  #url: URL | undefined;
-  #id: string | undefined;
-  #readable: ReadableStream<Message> | undefined;
-  #writable: WritableStream<OutgoingData> | undefined;
-  #topics: Set<string> | undefined;
+  /** What only some connections use, made on first use. */
+  #extras: Extras | undefined;
+
+  get #more(): Extras {
+    return this.#extras ??= new Extras();
+  }
 
   /** Creates a connection over a transport. Adapters call this; handlers receive it. */
   constructor(transport: Transport, context: ConnectionContext, init: ConnectionInit<Data>) {
@@ -207,12 +225,12 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /** A unique id for this connection (a random UUID, made on first use). */
   get id(): string {
-    return this.#id ??= crypto.randomUUID();
+    return this.#more.id ??= crypto.randomUUID();
   }
 
   /** The upgrade request's URL, parsed. */
   get url(): URL {
-    return this.#url ??= new URL(this.request.url);
+    return this.#more.url ??= new URL(this.request.url);
   }
 
   /** `"open"`, `"closing"` (close frame sent, waiting for the peer) or `"closed"`. */
@@ -227,17 +245,18 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /** Aborted when the connection closes; its reason is a {@linkcode ConnectionClosed}. */
   get signal(): AbortSignal {
-    if (!this.#controller) {
-      this.#controller = new AbortController();
-      if (this.#closeInfo) this.#controller.abort(ConnectionClosed.from(this.#closeInfo));
+    const extras = this.#more;
+    if (!extras.controller) {
+      extras.controller = new AbortController();
+      if (this.#closeInfo) extras.controller.abort(ConnectionClosed.from(this.#closeInfo));
     }
-    return this.#controller.signal;
+    return extras.controller.signal;
   }
 
   /** Resolves with the close code and reason once the connection has closed. Never rejects. */
   get closed(): Promise<CloseInfo> {
     if (this.#closeInfo) return Promise.resolve(this.#closeInfo);
-    return (this.#closedPromise ??= Promise.withResolvers<CloseInfo>()).promise;
+    return (this.#more.closedPromise ??= Promise.withResolvers<CloseInfo>()).promise;
   }
 
   /**
@@ -273,12 +292,16 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     if (this.#closeInfo) return this.#settleAfterClose(iterating);
     signal?.throwIfAborted();
     const { promise, resolve, reject } = Promise.withResolvers<unknown>();
-    const waiter: Waiter = { resolve, reject, iterating };
-    if (!this.#waiter) this.#waiter = waiter;
-    else (this.#moreWaiters ??= []).push(waiter);
+    if (!this.#resolveNext) {
+      this.#resolveNext = resolve;
+      this.#rejectNext = reject;
+      this.#nextIterates = iterating;
+    } else {
+      (this.#more.moreWaiters ??= []).push({ resolve, reject, iterating });
+    }
     if (signal) {
       const onAbort = () => {
-        this.#removeWaiter(waiter);
+        this.#removeWaiter(resolve);
         reject(signal.reason);
       };
       signal.addEventListener("abort", onAbort, { once: true });
@@ -288,20 +311,20 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     return promise;
   }
 
-  /** The first waiting receiver, removed from the line. */
-  #takeWaiter(): Waiter | undefined {
-    const waiter = this.#waiter;
-    this.#waiter = this.#moreWaiters?.shift();
-    return waiter;
+  /** Moves the receiver next in line (if any) into the first place. */
+  #shiftWaiters(): void {
+    const next = this.#extras?.moreWaiters?.shift();
+    this.#resolveNext = next?.resolve;
+    this.#rejectNext = next?.reject;
+    this.#nextIterates = next?.iterating ?? false;
   }
 
-  #removeWaiter(waiter: Waiter): void {
-    if (this.#waiter === waiter) {
-      this.#takeWaiter();
-      return;
-    }
-    const index = this.#moreWaiters?.indexOf(waiter) ?? -1;
-    if (index >= 0) this.#moreWaiters!.splice(index, 1);
+  /** Takes out the receiver whose promise `resolve` settles. */
+  #removeWaiter(resolve: (value: unknown) => void): void {
+    if (this.#resolveNext === resolve) return this.#shiftWaiters();
+    const more = this.#extras?.moreWaiters;
+    const index = more?.findIndex((waiter) => waiter.resolve === resolve) ?? -1;
+    if (index >= 0) more!.splice(index, 1);
   }
 
   #settleAfterClose(iterating: boolean): Promise<unknown> {
@@ -344,7 +367,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /** The topics this connection is subscribed to. */
   get topics(): ReadonlySet<string> {
-    return this.#topics ??= new Set();
+    return this.#more.topics ??= new Set();
   }
 
   /**
@@ -355,13 +378,13 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   subscribe(topic: string): void {
     const topics = this.#requireTopics();
     if (this.#state === CLOSED || this.topics.has(topic)) return;
-    (this.#topics ??= new Set()).add(topic);
+    (this.#more.topics ??= new Set()).add(topic);
     topics.subscribe(this as Connection, topic);
   }
 
   /** Unsubscribes from a topic. */
   unsubscribe(topic: string): void {
-    if (!this.#topics?.delete(topic)) return;
+    if (!this.#extras?.topics?.delete(topic)) return;
     this.#requireTopics().unsubscribe(this as Connection, topic);
   }
 
@@ -399,9 +422,10 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
    */
   #pollDrain(): void {
     if (!this.#transport.emitsDrain) return pollForDrain(this as Connection);
-    if (this.#drainTimer !== undefined) return;
-    this.#drainTimer = setTimeout(() => {
-      this.#drainTimer = undefined;
+    const extras = this.#more;
+    if (extras.drainTimer !== undefined) return;
+    extras.drainTimer = setTimeout(() => {
+      extras.drainTimer = undefined;
       this.handleDrain();
     }, 25);
   }
@@ -454,9 +478,11 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
         : message.byteLength > limits.maxMessageSize;
       if (tooBig) return this.#closeForLimit(1009, "message too big", "messageTooBig");
     }
-    const waiter = this.#takeWaiter();
-    if (waiter) {
-      waiter.resolve(waiter.iterating ? { done: false, value: message } : message);
+    const resolve = this.#resolveNext;
+    if (resolve) {
+      const iterating = this.#nextIterates;
+      this.#shiftWaiters();
+      resolve(iterating ? { done: false, value: message } : message);
       return;
     }
     // The queue may hold as much memory as maxQueue messages of maxMessageSize
@@ -502,26 +528,30 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     const info: CloseInfo = { code, reason };
     this.#closeInfo = info;
     clearTimeout(this.#closeTimer);
-    clearTimeout(this.#drainTimer);
-    this.#closeTimer = this.#drainTimer = undefined;
+    this.#closeTimer = undefined;
+    const extras = this.#extras;
+    if (extras?.drainTimer !== undefined) {
+      clearTimeout(extras.drainTimer);
+      extras.drainTimer = undefined;
+    }
     waitingForDrain.delete(this as Connection);
     // The error is made only if someone will see it: a stack capture per close shows in churn profiles.
-    const needError = this.#waiter || this.#drainWaiters || this.#controller;
+    const needError = this.#resolveNext || this.#drainWaiters || extras?.controller;
     const error = needError ? ConnectionClosed.from(info) : undefined;
-    for (let waiter = this.#takeWaiter(); waiter; waiter = this.#takeWaiter()) {
-      if (waiter.iterating && error instanceof ConnectionClosedOK) {
-        waiter.resolve({ done: true, value: undefined });
-      } else {
-        waiter.reject(error);
-      }
+    while (this.#resolveNext) {
+      const resolve = this.#resolveNext, reject = this.#rejectNext!, iterating = this.#nextIterates;
+      this.#shiftWaiters();
+      if (iterating && error instanceof ConnectionClosedOK) resolve({ done: true, value: undefined });
+      else reject(error);
     }
     if (error) this.#rejectDrainWaiters(error);
-    if (this.#topics?.size) {
-      for (const topic of this.#topics) this.#context.topics!.unsubscribe(this as Connection, topic);
-      this.#topics.clear();
+    const topics = extras?.topics;
+    if (topics?.size) {
+      for (const topic of topics) this.#context.topics!.unsubscribe(this as Connection, topic);
+      topics.clear();
     }
-    if (error) this.#controller?.abort(error);
-    this.#closedPromise?.resolve(info);
+    if (error) extras?.controller?.abort(error);
+    extras?.closedPromise?.resolve(info);
     this.#context.connectionClosed(this);
   }
 
@@ -537,7 +567,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
    * It closes when the peer closes normally and errors otherwise.
    */
   get readable(): ReadableStream<Message> {
-    return this.#readable ??= new ReadableStream<Message>({
+    return this.#more.readable ??= new ReadableStream<Message>({
       pull: async (controller) => {
         try {
           controller.enqueue(await this.recv());
@@ -555,7 +585,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
    * backpressure; closing the stream closes the connection with 1000.
    */
   get writable(): WritableStream<OutgoingData> {
-    return this.#writable ??= new WritableStream<OutgoingData>({
+    return this.#more.writable ??= new WritableStream<OutgoingData>({
       write: (chunk) => this.send(chunk),
       close: () => this.close(1000),
       abort: () => this.close(1011, "stream aborted").catch(noop),

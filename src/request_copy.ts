@@ -11,17 +11,24 @@
 
 /** The upgrade request's URL and headers, kept as strings until a `Request` is wanted. */
 export class RequestCopy {
-  /** `[url, [[name, value], ...]]` as JSON: one string costs a fraction of the objects it encodes. */
+  /**
+   * The URL, then each header's name and value, one per line: neither can hold
+   * a line break. One flat string costs a fraction of the objects it encodes.
+   */
   #text: string;
 
   /** Copies `request`; call it before the runtime upgrades (and, on Deno, frees) it. */
   constructor(request: Request) {
-    this.#text = JSON.stringify([request.url, [...request.headers]]);
+    const lines = [request.url];
+    for (const [name, value] of request.headers) lines.push(name, value);
+    this.#text = lines.join("\n");
   }
 
   /** Makes the request again (a GET, as every upgrade request is). */
   toRequest(): Request {
-    const [url, headers] = JSON.parse(this.#text);
+    const [url, ...lines] = this.#text.split("\n");
+    const headers = new Headers();
+    for (let i = 0; i < lines.length; i += 2) headers.append(lines[i], lines[i + 1]);
     return new Request(url, { headers });
   }
 }

@@ -71,6 +71,36 @@ test("recv after the peer closed rejects with ConnectionClosed carrying code and
   assert.equal((error as ConnectionClosed).reason, "done here");
 });
 
+test("concurrent receivers get messages in call order; an aborted one leaves the line; the rest fail at close", async () => {
+  const done = Promise.withResolvers<unknown[]>();
+  await using server = startServer(async (ws) => {
+    const abort = new AbortController();
+    const first = ws.recv();
+    const aborted = ws.recv({ signal: abort.signal });
+    const second = ws.recv();
+    const third = ws.recv();
+    const fourth = ws.recv();
+    abort.abort(new Error("not wanted"));
+    await ws.send("ready");
+    const settled = await Promise.allSettled([first, aborted, second, third, fourth]);
+    done.resolve(
+      settled.map((result) =>
+        result.status === "fulfilled" ? result.value : (result.reason as Error).constructor.name + ":" +
+          (result.reason as Error).message
+      ),
+    );
+  });
+  const client = await TestClient.open(server.url);
+  assert.equal(await client.next(), "ready");
+  client.send("a");
+  client.send("b");
+  client.send("c");
+  client.close(4001, "bye");
+  const results = await within(done.promise, 5000, "receivers settled");
+  assert.deepEqual(results.slice(0, 4), ["a", "Error:not wanted", "b", "c"]);
+  assert.match(String(results[4]), /^ConnectionClosed\w*:.*4001/);
+});
+
 test("iteration ends quietly on a normal close; signal aborts and closed resolves", async () => {
   const done = Promise.withResolvers<{ received: string[]; aborted: boolean; closed: unknown }>();
   await using server = startServer(async (ws) => {
