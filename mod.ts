@@ -36,7 +36,8 @@ export type {
   ListenOptions,
   PendingUpgrade,
 } from "./src/adapter.ts";
-export type { BunServerWebSocket, BunWebSocketHandlers } from "./src/adapters/bun_types.ts";
+export type { BunServerWebSocket, BunSocketData, BunWebSocketHandlers } from "./src/adapters/bun_types.ts";
+export type { RequestCopy } from "./src/request_copy.ts";
 export {
   type CloseOptions,
   createServer,

@@ -9,7 +9,7 @@
 import { type CloseInfo, ConnectionClosed, ConnectionClosedOK } from "./errors.ts";
 import type { ServerCounters } from "./counters.ts";
 import type { ResolvedLimits } from "./options.ts";
-import type { RequestCopy } from "./request_copy.ts";
+import { type RequestCopy, requestFromCopy } from "./request_copy.ts";
 import type { Message, OutgoingData, Transport } from "./transport.ts";
 
 /** Where a peer connected from. */
@@ -220,7 +220,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   /** The HTTP request that asked for the upgrade. */
   get request(): Request {
     const request = this.#request;
-    return request instanceof Request ? request : (this.#request = request.toRequest());
+    return typeof request === "string" ? (this.#request = requestFromCopy(request)) : request;
   }
 
   /** A unique id for this connection (a random UUID, made on first use). */

@@ -9,26 +9,24 @@
  * @module
  */
 
-/** The upgrade request's URL and headers, kept as strings until a `Request` is wanted. */
-export class RequestCopy {
-  /**
-   * The URL, then each header's name and value, one per line: neither can hold
-   * a line break. One flat string costs a fraction of the objects it encodes.
-   */
-  #text: string;
+/**
+ * The upgrade request's URL, then each header's name and value, one per line
+ * (neither can hold a line break): one flat string, a fraction of the size of
+ * the objects it encodes.
+ */
+export type RequestCopy = string & { readonly __brand: "RequestCopy" };
 
-  /** Copies `request`; call it before the runtime upgrades (and, on Deno, frees) it. */
-  constructor(request: Request) {
-    const lines = [request.url];
-    for (const [name, value] of request.headers) lines.push(name, value);
-    this.#text = lines.join("\n");
-  }
+/** Copies `request`; call it before the runtime upgrades (and, on Deno, frees) it. */
+export function copyRequest(request: Request): RequestCopy {
+  const lines = [request.url];
+  for (const [name, value] of request.headers) lines.push(name, value);
+  return lines.join("\n") as RequestCopy;
+}
 
-  /** Makes the request again (a GET, as every upgrade request is). */
-  toRequest(): Request {
-    const [url, ...lines] = this.#text.split("\n");
-    const headers = new Headers();
-    for (let i = 0; i < lines.length; i += 2) headers.append(lines[i], lines[i + 1]);
-    return new Request(url, { headers });
-  }
+/** Makes the request again from its copy (a GET, as every upgrade request is). */
+export function requestFromCopy(copy: RequestCopy): Request {
+  const [url, ...lines] = copy.split("\n");
+  const headers = new Headers();
+  for (let i = 0; i < lines.length; i += 2) headers.append(lines[i], lines[i + 1]);
+  return new Request(url, { headers });
 }

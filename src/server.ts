@@ -13,11 +13,11 @@ import { type LimitOptions, type ResolvedLimits, resolveLimits } from "./options
 import { detectAdapter } from "./runtime.ts";
 import type { OutgoingData, Transport } from "./transport.ts";
 import type { PublishResult } from "./connection.ts";
-import { RequestCopy } from "./request_copy.ts";
+import { copyRequest, type RequestCopy } from "./request_copy.ts";
 import type { PubSubBackend } from "./pubsub/backend.ts";
 import { TopicHub } from "./pubsub/hub.ts";
-import { type BunSocketData, bunWebSocketHandlers } from "./adapters/bun.ts";
-import type { BunWebSocketHandlers } from "./adapters/bun_types.ts";
+import { bunWebSocketHandlers } from "./adapters/bun.ts";
+import type { BunSocketData, BunWebSocketHandlers } from "./adapters/bun_types.ts";
 import { Router, type Routes } from "./router.ts";
 
 /**
@@ -112,7 +112,7 @@ class Upgrade<Data> implements PendingUpgrade {
     abandon: () => void,
   ) {
     // Copied now: the runtime may free the request once it has upgraded it (Deno).
-    this.request = new RequestCopy(request);
+    this.request = copyRequest(request);
     this.handshake = handshake;
     this.protocol = protocol;
     this.headers = headers;

@@ -12,14 +12,13 @@ import type { Adapter, PendingUpgrade } from "../adapter.ts";
 import { Connection } from "../connection.ts";
 import type { ResolvedLimits } from "../options.ts";
 import type { OutgoingData, Transport } from "../transport.ts";
-import type { BunGlobal, BunServer, BunServerWebSocket, BunWebSocketHandlers } from "./bun_types.ts";
-
-/**
- * What wsport keeps in Bun's `ws.data`: the pending upgrade until the socket
- * opens, then the connection itself (the upgrade's state is not kept for the
- * socket's whole life).
- */
-export type BunSocketData = PendingUpgrade | Connection;
+import type {
+  BunGlobal,
+  BunServer,
+  BunServerWebSocket,
+  BunSocketData,
+  BunWebSocketHandlers,
+} from "./bun_types.ts";
 
 type Socket = BunServerWebSocket<BunSocketData>;
 

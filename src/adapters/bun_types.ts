@@ -4,6 +4,15 @@
  *
  * @module
  */
+import type { PendingUpgrade } from "../adapter.ts";
+import type { Connection } from "../connection.ts";
+
+/**
+ * What wsport keeps in Bun's `ws.data`: the pending upgrade until the socket
+ * opens, then the connection itself (the upgrade's state is not kept for the
+ * socket's whole life).
+ */
+export type BunSocketData = PendingUpgrade | Connection;
 
 /** Bun's `ServerWebSocket`, as far as wsport uses it. */
 export interface BunServerWebSocket<T> {

@@ -70,8 +70,8 @@ import {
   type WebSocketServer,
 } from "../server.ts";
 import type { OutgoingData, Transport } from "../transport.ts";
-import { type BunSocketData, bunWebSocketHandlers } from "./bun.ts";
-import type { BunWebSocketHandlers } from "./bun_types.ts";
+import { bunWebSocketHandlers } from "./bun.ts";
+import type { BunSocketData, BunWebSocketHandlers } from "./bun_types.ts";
 
 /** What this module reads of a Hono request (`c.req`); Hono's `HonoRequest` fits. */
 export interface HonoRequestLike {
