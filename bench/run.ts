@@ -556,10 +556,13 @@ async function churnWorkload(load: Load, runtime: Runtime, servers: Map<Impl, Se
   }
 }
 
-async function collect(server: ServerProcess): Promise<number> {
-  await fetch(`http://127.0.0.1:${server.port}/__gc`).then((response) => response.body?.cancel());
+/** Collects garbage in the server, then reads its RSS (from /proc) and its JS heap (as it reports it). */
+async function collect(server: ServerProcess): Promise<{ rss: number; heap: number }> {
+  const { heapUsed } = await fetch(`http://127.0.0.1:${server.port}/__gc`).then((response) =>
+    response.json()
+  );
   await sleep(200);
-  return rssBytes(server.pid);
+  return { rss: rssBytes(server.pid), heap: heapUsed };
 }
 
 async function idleWorkload(load: Load, runtime: Runtime) {
@@ -594,16 +597,24 @@ async function idleWorkload(load: Load, runtime: Runtime) {
         const problems = problemsOf(opened);
         if (opened.failed) problems.push(`${opened.failed} of ${count} connections failed`);
         if (closed.notClosed) problems.push(`${closed.notClosed} connections did not close`);
-        const perConnection = (after - before) / (opened.opened || NaN);
+        const perConnection = (after.rss - before.rss) / (opened.opened || NaN);
+        const heapPerConnection = (after.heap - before.heap) / (opened.opened || NaN);
         record("idle", runtime, impl, {
           value: perConnection,
-          extra: { rssBeforeMiB: before / 2 ** 20, rssAfterMiB: after / 2 ** 20, connections: opened.opened },
+          extra: {
+            rssBeforeMiB: before.rss / 2 ** 20,
+            rssAfterMiB: after.rss / 2 ** 20,
+            heapPerConnection,
+            connections: opened.opened,
+          },
           problems,
         });
         log(
-          `  idle ${runtime} ${impl}: ${opened.opened} conns, RSS ${(before / 2 ** 20).toFixed(1)} → ${
-            (after / 2 ** 20).toFixed(1)
-          } MiB = ${perConnection.toFixed(0)} B/conn ${problems.join("; ")}`,
+          `  idle ${runtime} ${impl}: ${opened.opened} conns, RSS ${(before.rss / 2 ** 20).toFixed(1)} → ${
+            (after.rss / 2 ** 20).toFixed(1)
+          } MiB = ${perConnection.toFixed(0)} B/conn (JS heap ${heapPerConnection.toFixed(0)} B/conn) ${
+            problems.join("; ")
+          }`,
         );
       } finally {
         await kill(server.child);
@@ -834,7 +845,13 @@ for (const [key, byRuntime] of samples) {
       for (const p of s?.problems ?? []) rowNotes.push(`${name}: ${p}`);
     }
     if (key === "idle" && raw && wsport) {
-      rowNotes.unshift(`wsport − raw = ${Math.round(wsport.median - raw.median)} B/conn`);
+      const heap = (impl: Impl) =>
+        median(samples.get(key)!.get(runtime)!.get(impl)!.map((s) => s.extra?.heapPerConnection ?? NaN));
+      rowNotes.unshift(
+        `wsport − raw = ${Math.round(wsport.median - raw.median)} B/conn (JS heap: ${
+          Math.round(heap("wsport") - heap("raw"))
+        } B/conn)`,
+      );
     }
     const cpu = info.cpu && raw && wsport
       ? {

@@ -146,6 +146,7 @@ interface Waiter {
  * them: it costs the server memory for its whole life.
  */
 class Extras {
+  remoteAddress: RemoteAddress | undefined = undefined;
   id: string | undefined = undefined;
   url: URL | undefined = undefined;
   controller: AbortController | undefined = undefined;
@@ -174,8 +175,9 @@ class Extras {
  */
 export class Connection<Data = unknown> implements AsyncIterable<Message> {
   #request: Request | RequestCopy;
-  /** Where the peer connected from. */
-  readonly remoteAddress: RemoteAddress;
+  // Where the peer connected from, as two fields: the object is made only if asked for.
+  #remoteHostname: string;
+  #remotePort: number;
   /** The negotiated subprotocol, "" if none. */
   readonly protocol: string;
   /** What `processRequest` attached to the handshake; yours to change. */
@@ -211,7 +213,8 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     this.#transport = transport;
     this.#context = context;
     this.#request = init.request;
-    this.remoteAddress = init.remoteAddress;
+    this.#remoteHostname = init.remoteAddress.hostname;
+    this.#remotePort = init.remoteAddress.port;
     this.protocol = init.protocol;
     this.data = init.data;
     this.params = init.params ?? NO_PARAMS;
@@ -221,6 +224,11 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   get request(): Request {
     const request = this.#request;
     return typeof request === "string" ? (this.#request = requestFromCopy(request)) : request;
+  }
+
+  /** Where the peer connected from. */
+  get remoteAddress(): RemoteAddress {
+    return this.#more.remoteAddress ??= { hostname: this.#remoteHostname, port: this.#remotePort };
   }
 
   /** A unique id for this connection (a random UUID, made on first use). */
