@@ -29,6 +29,8 @@
  * `--workloads echo,latency,broadcast,churn,idle,slow`, `--no-peers`.
  * For experiments, `WSPORT_OPTIONS='{"maxQueue":1024}'` in the environment
  * overrides the wsport servers' options (the report says so).
+ * `RAW_KEEPS_HEADERS=1` makes the raw servers keep a copy of each upgrade
+ * request's URL and headers, as wsport does for `ws.request` (idle memory).
  *
  * @module
  */
@@ -118,6 +120,9 @@ if (quick) {
   );
 }
 if (wsportOptions) notes.push(`wsport servers ran with WSPORT_OPTIONS=${wsportOptions}, not the defaults`);
+if (Deno.env.get("RAW_KEEPS_HEADERS") === "1") {
+  notes.push("raw servers kept a copy of each upgrade request's URL and headers (RAW_KEEPS_HEADERS=1)");
+}
 
 // Pin servers to one core, the load generators (and this driver) to others: one load generator
 // on 2-3 cores, up to 3 on bigger machines (`--load-procs N`), each on its own core.

@@ -4,6 +4,11 @@
  * `Deno.upgradeWebSocket` (a send loop for broadcast) does. Workloads by path,
  * as described in ./common.ts. Run under deno or bun; prints one JSON line
  * `{ port, pid, runtime }` once listening.
+ *
+ * With `RAW_KEEPS_HEADERS=1` in the environment, the raw server also keeps a
+ * copy of each upgrade request's URL and headers for the socket's life, as
+ * wsport does for `ws.request`: the idle workload then shows what that copy
+ * costs on each runtime.
  */
 import {
   announce,
@@ -16,6 +21,20 @@ import {
   TOPIC,
 } from "./common.ts";
 import type { SessionData } from "./common.ts";
+import process from "node:process";
+
+const keepsHeaders = process.env.RAW_KEEPS_HEADERS === "1";
+
+/** The session data, with a copy of the request's URL and headers when asked to keep one. */
+function sessionOf(request: Request, url: URL): SessionData & { request?: string } {
+  const data: SessionData & { request?: string } = sessionFor(url);
+  if (keepsHeaders) {
+    const lines = [request.url];
+    for (const [name, value] of request.headers) lines.push(name, value);
+    data.request = lines.join("\n");
+  }
+  return data;
+}
 
 interface BunSocket {
   data: SessionData;
@@ -48,7 +67,7 @@ if (isBun) {
       const url = new URL(request.url);
       const answer = control(url);
       if (answer) return answer;
-      if (server.upgrade(request, { data: sessionFor(url) })) return undefined;
+      if (server.upgrade(request, { data: sessionOf(request, url) })) return undefined;
       return new Response("Upgrade Required", { status: 426 });
     },
     websocket: {
@@ -81,7 +100,7 @@ if (isBun) {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("Upgrade Required", { status: 426 });
     }
-    const data = sessionFor(url);
+    const data = sessionOf(request, url);
     const { socket, response } = Deno.upgradeWebSocket(request);
     socket.binaryType = "arraybuffer";
     if (data.workload === "echo") {
