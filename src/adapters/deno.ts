@@ -82,6 +82,7 @@ function upgrade(
   new DenoSocket(socket, pending);
   return response;
 }
+
 /** The Deno adapter. */
 export const denoAdapter: Adapter = {
   runtime: "deno",
