@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { type CloseInfo, ConnectionClosed, ConnectionClosedOK } from "./errors.ts";
+import {
+  type CloseInfo,
+  ConnectionClosed,
+  ConnectionClosedOK,
+  isSendableCode,
+  quietReject,
+} from "./errors.ts";
 import type { ServerCounters } from "./counters.ts";
 import type { ResolvedLimits } from "./options.ts";
 import { type RequestCopy, requestFromCopy } from "./request_copy.ts";
@@ -80,12 +86,6 @@ const OPEN = 0;
 const CLOSING = 1;
 const CLOSED = 2;
 
-/** Close codes an endpoint may send (RFC 6455 §7.4.1 and the IANA registry). */
-function isSendableCode(code: number): boolean {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-    (code >= 3000 && code <= 4999);
-}
-
 const RESOLVED: Promise<void> = Promise.resolve();
 /** The params of every connection not routed by path: one shared, frozen object. */
 export const NO_PARAMS: Record<string, string | undefined> = Object.freeze({});
@@ -124,13 +124,6 @@ function pollWaitingConnections(): void {
   for (const connection of waitingForDrain) connection.handleDrain();
   // (A connection still waiting may have rescheduled the timer from inside handleDrain.)
   if (waitingForDrain.size > 0) drainPollTimer ??= setTimeout(pollWaitingConnections, 1);
-}
-
-/** A promise whose rejection is reported only if someone awaits it. */
-function quietReject<T>(error: unknown): Promise<T> {
-  const promise = Promise.reject(error);
-  promise.catch(noop);
-  return promise;
 }
 
 interface Waiter {
@@ -384,10 +377,11 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
    * to this connection. Unsubscribed automatically on close.
    */
   subscribe(topic: string): void {
-    const topics = this.#requireTopics();
-    if (this.#state === CLOSED || this.topics.has(topic)) return;
-    (this.#more.topics ??= new Set()).add(topic);
-    topics.subscribe(this as Connection, topic);
+    const hub = this.#requireTopics();
+    const topics = this.#more.topics ??= new Set();
+    if (this.#state === CLOSED || topics.has(topic)) return;
+    topics.add(topic);
+    hub.subscribe(this as Connection, topic);
   }
 
   /** Unsubscribes from a topic. */

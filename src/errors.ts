@@ -13,6 +13,19 @@ export interface CloseInfo {
 }
 
 /** Close codes that count as a normal end of a connection. */
+/** Close codes an endpoint may send (RFC 6455 §7.4.1 and the IANA registry). */
+export function isSendableCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
+}
+
+/** A promise rejected with `error` whose rejection is reported only if someone awaits it. */
+export function quietReject<T>(error: unknown): Promise<T> {
+  const promise = Promise.reject(error);
+  promise.catch(() => {});
+  return promise;
+}
+
 const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005]);
 
 /**

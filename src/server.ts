@@ -211,11 +211,7 @@ export class WebSocketServer<Data = unknown> {
    * `server`). On Bun a successful upgrade returns `undefined`.
    */
   fetch = (request: Request, context?: unknown): Response | undefined | Promise<Response | undefined> => {
-    if (!this.#accepting) {
-      return this.#refused(
-        refuse("shuttingDown", 503, "503 Service Unavailable: the server is shutting down"),
-      );
-    }
+    if (!this.#accepting) return this.#shuttingDown();
     const url = new URL(request.url);
     // Routes are matched before anything else, so that processRequest sees the params.
     const route = this.#router?.match(url);
@@ -242,8 +238,7 @@ export class WebSocketServer<Data = unknown> {
       }
       return this.#afterHook(request, context, handshake, handler, result);
     }
-    if (!handler) return this.#notFound();
-    return this.#upgrade(request, context, handshake, handler);
+    return this.#afterHook(request, context, handshake, handler, undefined);
   };
 
   /** A processRequest that throws: 500 to the client, the error to onError, no upgrade. */
@@ -253,6 +248,10 @@ export class WebSocketServer<Data = unknown> {
       status: 500,
       headers: { "content-type": "text/plain; charset=utf-8" },
     });
+  }
+
+  #shuttingDown(): Response {
+    return this.#refused(refuse("shuttingDown", 503, "503 Service Unavailable: the server is shutting down"));
   }
 
   #notFound(): Response {
@@ -273,11 +272,7 @@ export class WebSocketServer<Data = unknown> {
     // No route matched and the hook did not answer: refused before any upgrade.
     if (!handler) return this.#notFound();
     // The hook may have run across the start of a shutdown.
-    if (!this.#accepting) {
-      return this.#refused(
-        refuse("shuttingDown", 503, "503 Service Unavailable: the server is shutting down"),
-      );
-    }
+    if (!this.#accepting) return this.#shuttingDown();
     return this.#upgrade(request, context, handshake, handler);
   }
 

@@ -22,17 +22,15 @@ import {
 } from "./common.ts";
 import type { SessionData } from "./common.ts";
 import process from "node:process";
+import { copyRequest } from "../../src/request_copy.ts";
 
 const keepsHeaders = process.env.RAW_KEEPS_HEADERS === "1";
 
 /** The session data, with a copy of the request's URL and headers when asked to keep one. */
 function sessionOf(request: Request, url: URL): SessionData & { request?: string } {
   const data: SessionData & { request?: string } = sessionFor(url);
-  if (keepsHeaders) {
-    const lines = [request.url];
-    for (const [name, value] of request.headers) lines.push(name, value);
-    data.request = lines.join("\n");
-  }
+  // The same copy wsport keeps, so that the two servers hold the same bytes.
+  if (keepsHeaders) data.request = copyRequest(request);
   return data;
 }
 

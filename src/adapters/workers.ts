@@ -50,6 +50,7 @@
  * @module
  */
 import type { Adapter } from "../adapter.ts";
+import { isSendableCode } from "../errors.ts";
 import { createServer, type Handler, type ServerOptions, type WebSocketServer } from "../server.ts";
 import type { Message, OutgoingData, Transport } from "../transport.ts";
 import { webSocketPairConstructor, type WorkersWebSocket } from "../workers/types.ts";
@@ -103,12 +104,6 @@ export type { PubSubBackend } from "../pubsub/backend.ts";
 export type { BunServerWebSocket, BunWebSocketHandlers } from "./bun_types.ts";
 
 const OPEN = 1;
-
-/** Close codes an endpoint may send (RFC 6455 §7.4.1). */
-function isSendableCode(code: number): boolean {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-    (code >= 3000 && code <= 4999);
-}
 
 /**
  * Answers a peer's close frame. From the compatibility date 2026-04-07

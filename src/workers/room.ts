@@ -18,7 +18,7 @@
  * @module
  */
 import type { PublishResult, RemoteAddress } from "../connection.ts";
-import { type CloseInfo, ConnectionClosed } from "../errors.ts";
+import { type CloseInfo, ConnectionClosed, isSendableCode, quietReject } from "../errors.ts";
 import { admit, chooseSubprotocol, type OriginPolicy, validateUpgrade } from "../handshake.ts";
 import { DEFAULT_LIMITS } from "../options.ts";
 import type { HandshakeContext, ProcessRequestResult } from "../server.ts";
@@ -189,22 +189,9 @@ interface Attachment<Data> {
 const OPEN = 1;
 const CLOSING = 2;
 const encoder = new TextEncoder();
-const noop = () => {};
-
-/** Close codes an endpoint may send (RFC 6455 §7.4.1). */
-function isSendableCode(code: number): boolean {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-    (code >= 3000 && code <= 4999);
-}
 
 function messageSize(message: Message): number {
   return typeof message === "string" ? encoder.encode(message).byteLength : message.byteLength;
-}
-
-function quietReject(error: unknown): Promise<never> {
-  const promise = Promise.reject(error);
-  promise.catch(noop);
-  return promise;
 }
 
 class Client<Data> implements RoomConnection<Data> {
