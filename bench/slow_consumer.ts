@@ -6,66 +6,53 @@
  * The client is a Node process that completes the handshake and stops reading,
  * so kernel buffers fill and the server must buffer or wait.
  */
-import process from "node:process";
-import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { binaries, kill, Lines, root, rssBytes, type Runtime, sleep, spawn } from "./lib/processes.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const seconds = Number(process.argv[process.argv.indexOf("--seconds") + 1]) || 3;
-const runtimes = {
-  deno: [`${root}node_modules/.bin/deno`, "run", "-A"],
-  bun: [`${root}node_modules/.bin/bun`],
-};
+const seconds = Number(Deno.args[Deno.args.indexOf("--seconds") + 1]) || 3;
+const runArgs: Record<Runtime, string[]> = { deno: ["run", "-A"], bun: [] };
 
+/** The server's RSS; 0 once it has gone. */
 function rssMiB(pid: number): number {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    return rssBytes(pid) / 2 ** 20;
   } catch {
     return 0;
   }
 }
 
-function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void) {
-  let buffer = "";
-  stream.on("data", (chunk) => {
-    buffer += chunk;
-    let newline;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      onLine(buffer.slice(0, newline));
-      buffer = buffer.slice(newline + 1);
-    }
+async function measure(runtime: Runtime, mode: string) {
+  const server = spawn(binaries[runtime], [...runArgs[runtime], `${root}bench/slow_consumer_server.ts`], {
+    env: { MODE: mode, DURATION: String(seconds * 1000) },
+    stderr: "inherit",
   });
-}
-
-async function measure(runtime: keyof typeof runtimes, mode: string) {
-  const [command, ...args] = runtimes[runtime];
-  const server = spawn(command, [...args, `${root}bench/slow_consumer_server.ts`], {
-    env: { ...process.env, MODE: mode, DURATION: String(seconds * 1000) },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let result: { sentMiB: number; dropped: number } | undefined;
-  const port = await new Promise<number>((resolve) => {
-    lines(server.stdout!, (line) => {
-      if (line.startsWith("port ")) resolve(Number(line.slice(5)));
-      else if (line.startsWith("{")) result = JSON.parse(line);
-    });
-  });
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  const baseline = rssMiB(server.pid!);
+  server.stdin.close();
+  const lines = new Lines(server.stdout);
+  const first = await lines.next(20_000);
+  if (!first?.startsWith("port ")) {
+    await kill(server);
+    throw new Error(`${runtime} ${mode} slow-consumer server did not start: ${first}`);
+  }
+  const port = Number(first.slice(5));
+  // The server prints what it sent when its firehose ends; a server whose event loop starves prints nothing.
+  const report = lines.next(60_000);
+  await sleep(300);
+  const baseline = rssMiB(server.pid);
   const client = spawn("node", [`${root}tests/fixtures/non_reader.mjs`, String(port), "/"], {
-    stdio: ["pipe", "ignore", "inherit"],
+    stderr: "inherit",
   });
   let peak = baseline;
   const deadline = Date.now() + seconds * 1000 + 300;
   while (Date.now() < deadline) {
-    peak = Math.max(peak, rssMiB(server.pid!));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    peak = Math.max(peak, rssMiB(server.pid));
+    await sleep(50);
   }
-  client.kill("SIGKILL");
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  server.kill("SIGKILL");
+  await kill(client);
+  await sleep(200);
+  await kill(server);
+  const line = await report;
+  const result: { sentMiB: number; dropped: number } | undefined = line?.startsWith("{")
+    ? JSON.parse(line)
+    : undefined;
   return { runtime, mode, baseline, peak, growth: peak - baseline, result };
 }
 
