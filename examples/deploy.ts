@@ -44,7 +44,4 @@ try {
   // No signals where the platform does not deliver them; the platform's own shutdown applies.
 }
 
-export default {
-  // On Deno the server always answers with a Response.
-  fetch: (request, info) => wss.fetch(request, info) as Response | Promise<Response>,
-} satisfies Deno.ServeDefaultExport;
+export default { fetch: wss.fetch } satisfies Deno.ServeDefaultExport;

@@ -12,16 +12,18 @@ import type { NativeTopics, Transport } from "./transport.ts";
 export interface PendingUpgrade {
   /** The subprotocol to answer with, "" for none. */
   readonly protocol: string;
-  /** Extra response headers, as pairs. */
+  /** Extra response headers, as pairs: the `headers` option, then `processRequest`'s `context.headers`. */
   readonly headers: readonly (readonly [string, string])[];
   /** The connection, once `accept` has made it. */
   connection: Connection | undefined;
   /**
    * Called by the adapter when the runtime opened the socket: makes the
    * connection (setting `connection` before any user code runs) and starts
-   * the handler.
+   * the handler. `headers` are the extra headers the 101 carried, when an
+   * adapter sent others than `headers` (the Hono middleware adds what other
+   * middleware set): they become `ws.responseHeaders`.
    */
-  accept(transport: Transport): Connection;
+  accept(transport: Transport, headers?: readonly (readonly [string, string])[]): Connection;
   /** Called by the adapter when the socket closed before it opened. */
   abandon(): void;
 }
@@ -53,10 +55,7 @@ export interface ListenOptions {
 }
 
 /** The request handler a listener serves. */
-export type FetchHandler = (
-  request: Request,
-  context: unknown,
-) => Response | undefined | Promise<Response | undefined>;
+export type FetchHandler = (request: Request, context: unknown) => Response | Promise<Response>;
 
 /** A runtime adapter. */
 export interface Adapter {
@@ -66,13 +65,18 @@ export interface Adapter {
   nativeTopics?(context: unknown): NativeTopics | undefined;
   /** Where the request came from; `context` is what the runtime passed to its fetch handler. */
   remoteAddress(request: Request, context: unknown): RemoteAddress;
-  /** Upgrades a validated request; returns the 101 response, or `undefined` where the runtime answers itself. */
+  /**
+   * Upgrades a validated request; returns the 101 response. Where the
+   * runtime writes the 101 itself (Bun, inside `server.upgrade()`, and then
+   * ignores what `fetch` returns), a 101 `Response` with the headers that
+   * were sent.
+   */
   upgrade(
     request: Request,
     context: unknown,
     pending: PendingUpgrade,
     limits: ResolvedLimits,
-  ): Response | undefined;
+  ): Response;
   /** Starts an HTTP server whose requests go to `fetch`. */
   listen(
     fetch: FetchHandler,

@@ -36,6 +36,8 @@ export interface ConnectionContext {
   readonly topics?: Topics;
   /** Called once, when the connection has closed. */
   connectionClosed(connection: Connection): void;
+  /** The extra 101 headers every connection of the server got (the `headers` option); none if absent. */
+  readonly responseHeaders?: readonly (readonly [string, string])[];
 }
 
 /** Topic operations a connection delegates to its server. */
@@ -74,6 +76,11 @@ export interface ConnectionInit<Data> {
   data: Data;
   /** Route parameters, if the connection was routed by path. */
   params?: Record<string, string | undefined>;
+  /**
+   * The extra headers of this connection's 101, when they are not the ones
+   * every connection of the server got (`ConnectionContext.responseHeaders`).
+   */
+  responseHeaders?: readonly (readonly [string, string])[];
 }
 
 /** Options for {@linkcode Connection.recv}. */
@@ -154,6 +161,13 @@ class Extras {
 }
 
 /**
+ * Each connection's 101 headers once read, and before that those of the
+ * connections whose 101 had headers of its own (as pairs): outside the
+ * connection, so that the others carry nothing for them.
+ */
+const responseHeaders = new WeakMap<Connection, Headers | readonly (readonly [string, string])[]>();
+
+/**
  * A WebSocket connection: iterate it, `recv()` from it, `send()` to it.
  *
  * @example Echo every message
@@ -211,6 +225,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     this.protocol = init.protocol;
     this.data = init.data;
     this.params = init.params ?? NO_PARAMS;
+    if (init.responseHeaders) responseHeaders.set(this as Connection, init.responseHeaders);
   }
 
   /** The HTTP request that asked for the upgrade. */
@@ -222,6 +237,22 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   /** Where the peer connected from. */
   get remoteAddress(): RemoteAddress {
     return this.#more.remoteAddress ??= { hostname: this.#remoteHostname, port: this.#remotePort };
+  }
+
+  /**
+   * The extra headers the 101 response carried: the server's `headers`
+   * option, then what `processRequest` set in `context.headers` (with the
+   * Hono middleware, first what other middleware set before the upgrade).
+   * Not the handshake's own (`Upgrade`, `Connection`, `Sec-WebSocket-Accept`;
+   * the subprotocol is `protocol`). Made on first use; empty on a client
+   * connection (the standard `WebSocket` does not show the server's headers).
+   */
+  get responseHeaders(): Headers {
+    const sent = responseHeaders.get(this as Connection) ?? this.#context.responseHeaders ?? [];
+    if (sent instanceof Headers) return sent;
+    const headers = new Headers(sent as [string, string][]);
+    responseHeaders.set(this as Connection, headers);
+    return headers;
   }
 
   /** A unique id for this connection (a random UUID, made on first use). */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { RemoteAddress } from "./connection.ts";
 import type { RefusalReason } from "./counters.ts";
 
 /** Which `Origin` headers may connect. */
@@ -171,4 +172,66 @@ export function admit(request: Request, policy: AdmissionPolicy, open: number): 
     return refuse("overCapacity", 503, "503 Service Unavailable: too many connections");
   }
   return undefined;
+}
+
+/** Response headers as name/value pairs (names in lower case, as a `Headers` lists them). */
+export type HeaderPairs = readonly (readonly [string, string])[];
+
+/**
+ * The context `processRequest` receives (`HandshakeContext`; a room's adds
+ * `topics`). Its `headers` are made on first use, so that a handshake whose
+ * hook never touches them allocates nothing for them.
+ */
+export class Handshake<Data> {
+  /** Where the request came from. */
+  readonly remoteAddress: RemoteAddress;
+  /** The request URL, parsed. */
+  readonly url: URL;
+  /** The matched route's parameters (the Hono middleware replaces them with Hono's). */
+  params: Record<string, string | undefined>;
+  /** What becomes `ws.data`. */
+  data: Data | undefined = undefined;
+  #headers: Headers | undefined = undefined;
+
+  /** A context for one request. */
+  constructor(remoteAddress: RemoteAddress, url: URL, params: Record<string, string | undefined>) {
+    this.remoteAddress = remoteAddress;
+    this.url = url;
+    this.params = params;
+  }
+
+  /** Headers for this handshake's 101, after the `headers` option. */
+  get headers(): Headers {
+    return this.#headers ??= new Headers();
+  }
+
+  /** The headers `processRequest` set, or `undefined` if it never asked for them (not on the context's face). */
+  static headersOf(handshake: Handshake<unknown>): Headers | undefined {
+    return handshake.#headers;
+  }
+}
+
+/**
+ * The extra headers of a 101: `base`, then `over` on top of it. A name in
+ * `over` replaces the same name in `base`, except `Set-Cookie`, which adds
+ * (each cookie is its own header). Returns `base` itself when `over` adds
+ * nothing, so that connections without headers of their own share one list.
+ *
+ * @example
+ * ```ts
+ * import { mergeHeaders } from "./handshake.ts";
+ * const merged = mergeHeaders([["set-cookie", "a=1"], ["x-id", "0"]], new Headers({ "set-cookie": "b=2", "x-id": "7" }));
+ * console.log(merged); // [["set-cookie", "a=1"], ["set-cookie", "b=2"], ["x-id", "7"]]
+ * ```
+ */
+export function mergeHeaders(base: HeaderPairs, over: Headers | HeaderPairs | undefined): HeaderPairs {
+  const pairs = over instanceof Headers ? [...over] : over;
+  if (!pairs || pairs.length === 0) return base;
+  if (base.length === 0) return pairs;
+  const headers = new Headers(base as [string, string][]);
+  for (const [name] of pairs) {
+    if (name.toLowerCase() !== "set-cookie") headers.delete(name);
+  }
+  for (const [name, value] of pairs) headers.append(name, value);
+  return [...headers];
 }

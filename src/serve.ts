@@ -23,12 +23,28 @@ export interface ServeOptions<Data = unknown> extends ServerOptions<Data> {
 /**
  * A listening WebSocket server.
  *
- * @example
+ * `await using server = serve(…)` closes it gracefully when the enclosing
+ * block ends. At a module's top level that is when the module's last
+ * statement has run, so there it closes the server at once unless something
+ * after it waits: declare it in a function that waits for a stop condition.
+ *
+ * @example Serve until a signal aborts; leaving the function closes the server
  * ```ts
  * import { serve } from "../mod.ts";
  *
- * await using server = serve((ws) => ws.close(1000), { port: 0 });
- * console.log(server.addr.port > 0); // true
+ * async function main(stop: AbortSignal): Promise<void> {
+ *   await using server = serve(async (ws) => {
+ *     for await (const message of ws) await ws.send(message);
+ *   }, { port: 0 });
+ *   console.log(server.addr.port > 0); // true
+ *   // Even if this throws, leaving the function shuts the server down.
+ *   if (!stop.aborted) await new Promise((resolve) => stop.addEventListener("abort", resolve, { once: true }));
+ * }
+ *
+ * const controller = new AbortController();
+ * const running = main(controller.signal);
+ * controller.abort(); // e.g. from a SIGTERM listener
+ * await running;
  * ```
  */
 export class Server<Data = unknown> extends WebSocketServer<Data> {

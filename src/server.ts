@@ -8,7 +8,16 @@ import type { Adapter, PendingUpgrade } from "./adapter.ts";
 import { Connection, type ConnectionContext, NO_PARAMS, type RemoteAddress } from "./connection.ts";
 import { createCounters, type ServerCounters } from "./counters.ts";
 import { ConnectionClosed } from "./errors.ts";
-import { admit, chooseSubprotocol, type OriginPolicy, type Refusal, refuse } from "./handshake.ts";
+import {
+  admit,
+  chooseSubprotocol,
+  Handshake,
+  type HeaderPairs,
+  mergeHeaders,
+  type OriginPolicy,
+  type Refusal,
+  refuse,
+} from "./handshake.ts";
 import { type LimitOptions, type ResolvedLimits, resolveLimits } from "./options.ts";
 import { detectAdapter } from "./runtime.ts";
 import type { OutgoingData, Transport } from "./transport.ts";
@@ -41,6 +50,28 @@ export interface HandshakeContext<Data = unknown> {
   readonly params: Record<string, string | undefined>;
   /** Set this to attach data to the connection (`ws.data`). */
   data: Data | undefined;
+  /**
+   * Response headers for this handshake's 101 only: a `Set-Cookie`, a
+   * request id (python websockets' `process_response`). They are sent after
+   * the `headers` option: a name set here replaces the option's value, except
+   * `Set-Cookie`, which adds a cookie. The connection shows what was sent as
+   * `ws.responseHeaders`. Made on first use: a handshake that never reads it
+   * costs nothing. Ignored when `processRequest` returns a `Response`.
+   *
+   * @example
+   * ```ts
+   * import { createServer } from "../mod.ts";
+   *
+   * const wss = createServer((ws) => ws.send(ws.responseHeaders.get("x-request-id")!), {
+   *   processRequest(_request, context) {
+   *     context.headers.set("x-request-id", crypto.randomUUID());
+   *     context.headers.append("set-cookie", "session=abc; HttpOnly; Secure");
+   *   },
+   * });
+   * await wss.close();
+   * ```
+   */
+  readonly headers: Headers;
 }
 
 /** What `processRequest` may return: a `Response` to send instead of upgrading, or nothing to go on. */
@@ -61,7 +92,7 @@ export interface ServerOptions<Data = unknown> extends LimitOptions {
   origins?: OriginPolicy;
   /** Subprotocols the server speaks, in order of preference. */
   subprotocols?: readonly string[];
-  /** Extra headers for the 101 response. */
+  /** Extra headers for every 101 response; `processRequest` adds per-request ones with `context.headers`. */
   headers?: HeadersInit;
   /** Upgrades past this many open connections get 503. Default: no limit. */
   maxConnections?: number;
@@ -96,8 +127,9 @@ class Upgrade<Data> implements PendingUpgrade {
   /** The handler that will serve the connection (the matched route's, or the server's). */
   handler!: Handler<Data>;
   readonly protocol: string;
-  readonly headers: readonly (readonly [string, string])[];
-  #accept: (transport: Transport, upgrade: Upgrade<Data>) => Connection<Data>;
+  /** The extra 101 headers: the server's shared list, or this handshake's own merged over it. */
+  readonly headers: HeaderPairs;
+  #accept: (transport: Transport, upgrade: Upgrade<Data>, headers: HeaderPairs) => Connection<Data>;
   #abandon: () => void;
   /** What the connection is made from; released once it is (Bun keeps this object as long as the socket). */
   request: RequestCopy | undefined;
@@ -107,8 +139,8 @@ class Upgrade<Data> implements PendingUpgrade {
     request: Request,
     handshake: HandshakeContext<Data>,
     protocol: string,
-    headers: readonly (readonly [string, string])[],
-    accept: (transport: Transport, upgrade: Upgrade<Data>) => Connection<Data>,
+    headers: HeaderPairs,
+    accept: (transport: Transport, upgrade: Upgrade<Data>, headers: HeaderPairs) => Connection<Data>,
     abandon: () => void,
   ) {
     // Copied now: the runtime may free the request once it has upgraded it (Deno).
@@ -119,8 +151,8 @@ class Upgrade<Data> implements PendingUpgrade {
     this.#accept = accept;
     this.#abandon = abandon;
   }
-  accept(transport: Transport): Connection {
-    const connection = this.#accept(transport, this) as Connection;
+  accept(transport: Transport, headers: HeaderPairs = this.headers): Connection {
+    const connection = this.#accept(transport, this, headers) as Connection;
     this.request = this.handshake = undefined;
     return connection;
   }
@@ -141,8 +173,10 @@ class Upgrade<Data> implements PendingUpgrade {
  * const wss = createServer(async (ws) => {
  *   for await (const message of ws) await ws.send(message);
  * });
- * // Deno.serve(wss.fetch);  or, on Bun: Bun.serve({ fetch: wss.fetch, websocket: wss.websocket })
+ * const http = Deno.serve({ port: 0, onListen() {} }, wss.fetch);
+ * // On Bun: Bun.serve({ fetch: wss.fetch, websocket: wss.websocket })
  * await wss.close();
+ * await http.shutdown();
  * ```
  */
 export class WebSocketServer<Data = unknown> {
@@ -157,7 +191,7 @@ export class WebSocketServer<Data = unknown> {
   #handler: Handler<Data> | undefined;
   #router: Router<Data> | undefined;
   #options: ServerOptions<Data>;
-  #headers: readonly (readonly [string, string])[];
+  #headers: HeaderPairs;
   #connections = new Set<Connection<Data>>();
   #pendingUpgrades = 0;
   #runningHandlers = 0;
@@ -182,6 +216,7 @@ export class WebSocketServer<Data = unknown> {
       limits: this.limits,
       counters: this.counters,
       topics: this.#topics,
+      responseHeaders: this.#headers,
       connectionClosed: (connection) => this.#connectionClosed(connection as Connection<Data>),
     };
   }
@@ -206,22 +241,27 @@ export class WebSocketServer<Data = unknown> {
 
   /**
    * Handles an HTTP request: upgrades it, or answers it with an HTTP status
-   * (404 when routes are in use and none matches the path).
+   * (404 when routes are in use and none matches the path). Pass it as it
+   * is: `Deno.serve(wss.fetch)`, `Bun.serve({ fetch: wss.fetch, websocket: wss.websocket })`.
    * `context` is the runtime's second fetch argument (Deno's `info`, Bun's
-   * `server`). On Bun a successful upgrade returns `undefined`.
+   * `server`).
+   *
+   * It always answers with a `Response`. After a successful upgrade that is
+   * the 101 on Deno and Workers; on Bun, which writes the 101 itself inside
+   * `server.upgrade()` and ignores what `fetch` returns afterwards, it is a
+   * 101 `Response` carrying the headers that were sent.
    */
-  fetch = (request: Request, context?: unknown): Response | undefined | Promise<Response | undefined> => {
+  fetch = (request: Request, context?: unknown): Response | Promise<Response> => {
     if (!this.#accepting) return this.#shuttingDown();
     const url = new URL(request.url);
     // Routes are matched before anything else, so that processRequest sees the params.
     const route = this.#router?.match(url);
     const handler = route ? route.handler : this.#handler;
-    const handshake: HandshakeContext<Data> = {
-      remoteAddress: this.adapter.remoteAddress(request, context),
+    const handshake: HandshakeContext<Data> = new Handshake<Data>(
+      this.adapter.remoteAddress(request, context),
       url,
-      params: route?.params ?? NO_PARAMS,
-      data: undefined,
-    };
+      route?.params ?? NO_PARAMS,
+    );
     const hook = this.#options.processRequest;
     if (hook) {
       let result;
@@ -264,7 +304,7 @@ export class WebSocketServer<Data = unknown> {
     handshake: HandshakeContext<Data>,
     handler: Handler<Data> | undefined,
     response: ProcessRequestResult,
-  ): Response | undefined {
+  ): Response {
     if (response instanceof Response) {
       this.counters.refused.processRequest++;
       return response;
@@ -286,19 +326,14 @@ export class WebSocketServer<Data = unknown> {
     context: unknown,
     handshake: HandshakeContext<Data>,
     handler: Handler<Data>,
-  ): Response | undefined {
+  ): Response {
     const options = this.#options;
     const refusal = admit(request, options, this.#connections.size + this.#pendingUpgrades);
     if (refusal) return this.#refused(refusal);
     const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
-    const upgrade = new Upgrade<Data>(
-      request,
-      handshake,
-      protocol,
-      this.#headers,
-      this.#accept,
-      this.#abandon,
-    );
+    // This handshake's own headers (context.headers) over the shared ones, if processRequest set any.
+    const headers = mergeHeaders(this.#headers, Handshake.headersOf(handshake as Handshake<Data>));
+    const upgrade = new Upgrade<Data>(request, handshake, protocol, headers, this.#accept, this.#abandon);
     upgrade.handler = handler;
     if (!this.#topics.native && this.adapter.nativeTopics) {
       this.#topics.native = this.adapter.nativeTopics(context);
@@ -317,7 +352,7 @@ export class WebSocketServer<Data = unknown> {
     this.#checkIdle();
   };
 
-  #accept = (transport: Transport, upgrade: Upgrade<Data>): Connection<Data> => {
+  #accept = (transport: Transport, upgrade: Upgrade<Data>, headers: HeaderPairs): Connection<Data> => {
     this.#pendingUpgrades--;
     const handshake = upgrade.handshake!;
     const connection = new Connection<Data>(transport, this.#context, {
@@ -326,6 +361,8 @@ export class WebSocketServer<Data = unknown> {
       protocol: upgrade.protocol,
       data: handshake.data as Data,
       params: handshake.params,
+      // Only a connection whose 101 differed from the shared headers keeps its own.
+      responseHeaders: headers === this.#headers ? undefined : headers,
     });
     // The adapter must see the connection before any user code can close it:
     // Bun runs close handlers synchronously inside ws.close().
@@ -479,7 +516,10 @@ export class WebSocketServer<Data = unknown> {
     return this.#runningHandlers;
   }
 
-  /** `await using server = ...` closes the server on scope exit. */
+  /**
+   * `await using server = ...` closes the server when the enclosing block
+   * ends (at a module's top level: once the module has run, i.e. at once).
+   */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }

@@ -21,6 +21,11 @@ import type {
 } from "./bun_types.ts";
 
 type Socket = BunServerWebSocket<BunSocketData>;
+/**
+ * What Bun's `send` and `publish` take, as Bun's types say: text, bytes as a
+ * typed array or a `DataView` (which every `ArrayBufferView` is at run time).
+ */
+type BunSendable = Parameters<Socket["send"]>[0];
 
 class BunTransport implements Transport {
   // Getters, not fields: this object lives as long as the socket.
@@ -36,7 +41,7 @@ class BunTransport implements Transport {
     this.#ws = ws;
   }
   send(data: OutgoingData): void {
-    this.#ws.send(data);
+    this.#ws.send(data as BunSendable);
   }
   close(code: number, reason: string): void {
     this.#ws.close(code, reason);
@@ -55,7 +60,7 @@ class BunTransport implements Transport {
     this.#ws.unsubscribe(topic);
   }
   publishExceptSelf(topic: string, data: OutgoingData): void {
-    this.#ws.publish(topic, data);
+    this.#ws.publish(topic, data as BunSendable);
   }
 }
 
@@ -128,7 +133,13 @@ export const bunAdapter: Adapter = {
       pending.abandon();
       return new Response("400 Bad Request: the upgrade failed\n", { status: 400 });
     }
-    return undefined;
+    // Bun has written the 101 and ignores whatever fetch returns now (a Response, even a 200, or
+    // nothing: tests/handshake_headers.test.ts). Returning one that says what was sent lets `fetch`
+    // answer every request with a Response on every runtime, as Deno.serve's type requires.
+    if (!pending.protocol) headers.delete("sec-websocket-protocol");
+    headers.set("upgrade", "websocket");
+    headers.set("connection", "Upgrade");
+    return new Response(null, { status: 101, headers });
   },
   listen(fetch, options, limits, onListen) {
     const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;

@@ -14,14 +14,18 @@ import type { Connection } from "../connection.ts";
  */
 export type BunSocketData = PendingUpgrade | Connection;
 
-/** Bun's `ServerWebSocket`, as far as wsport uses it. */
+/**
+ * Bun's `ServerWebSocket`, as far as wsport uses it. Each member is typed so
+ * that Bun's own `ServerWebSocket` (bun-types) fits it: else
+ * `Bun.serve({ websocket: wss.websocket })` fails to type-check with Bun's types.
+ */
 export interface BunServerWebSocket<T> {
   /** What `server.upgrade` attached; wsport replaces it once the socket opens. */
   data: T;
-  /** How binary messages are delivered. */
-  binaryType: string;
+  /** How binary messages are delivered (optional, as in Bun's own types, so that Bun's socket fits). */
+  binaryType?: string;
   /** Sends a frame: bytes sent, -1 if buffered, 0 if dropped. */
-  send(data: string | ArrayBuffer | ArrayBufferView): number;
+  send(data: string | ArrayBufferLike | Uint8Array | DataView): number;
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
   /** Drops TCP without a handshake. */
@@ -33,7 +37,7 @@ export interface BunServerWebSocket<T> {
   /** Unsubscribes from a native topic. */
   unsubscribe(topic: string): void;
   /** Publishes to a native topic, except to this socket. */
-  publish(topic: string, data: string | ArrayBuffer | ArrayBufferView): number;
+  publish(topic: string, data: string | ArrayBufferLike | Uint8Array | DataView): number;
 }
 
 /** Bun's `Server`, as far as wsport uses it. */

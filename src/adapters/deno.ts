@@ -78,7 +78,11 @@ function upgrade(
     protocol: pending.protocol || undefined,
     idleTimeout: Math.ceil(limits.idleTimeout / 1000),
   });
-  for (const [name, value] of pending.headers) response.headers.set(name, value);
+  for (const [name, value] of pending.headers) {
+    // Each cookie is its own Set-Cookie header; other names are set once (the list has them combined).
+    if (name === "set-cookie") response.headers.append(name, value);
+    else response.headers.set(name, value);
+  }
   new DenoSocket(socket, pending);
   return response;
 }
@@ -96,7 +100,7 @@ export const denoAdapter: Adapter = {
       hostname: options.hostname ?? "localhost",
       port: options.port ?? 8000,
       onListen: (addr) => onListen({ hostname: addr.hostname, port: addr.port }),
-    }, (request, info) => fetch(request, info) as Response | Promise<Response>);
+    }, fetch);
     return {
       addr: { hostname: server.addr.hostname, port: server.addr.port },
       // Deno's shutdown() drops upgraded sockets, so accepting stops in the core (503) until the drain ends.

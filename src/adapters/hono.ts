@@ -60,6 +60,7 @@
  */
 import type { Adapter, PendingUpgrade } from "../adapter.ts";
 import type { Connection } from "../connection.ts";
+import { type HeaderPairs, mergeHeaders } from "../handshake.ts";
 import { DEFAULT_LIMITS, type ResolvedLimits } from "../options.ts";
 import { detectAdapter } from "../runtime.ts";
 import {
@@ -170,8 +171,6 @@ interface Handoff {
   hasData: boolean;
   /** Response headers other middleware set before the upgrade. */
   headers: [string, string][];
-  /** The extra headers of the 101, once upgraded. */
-  sent?: [string, string][];
 }
 
 /** Headers that describe the handshake or the message framing: the runtime writes these itself. */
@@ -196,17 +195,6 @@ function headersSetSoFar(c: HonoContext): [string, string][] {
     if (!HANDSHAKE_HEADERS.has(name)) pairs.push([name, value]);
   }
   return pairs;
-}
-
-/** Merges the 101 headers: the middleware's headers first, the `headers` option over them. */
-function mergeHeaders(
-  fromMiddleware: readonly (readonly [string, string])[],
-  fromOptions: readonly (readonly [string, string])[],
-): [string, string][] {
-  if (fromMiddleware.length === 0) return fromOptions as [string, string][];
-  const headers = new Headers(fromMiddleware as [string, string][]);
-  for (const [name, value] of fromOptions) headers.set(name, value);
-  return [...headers];
 }
 
 /**
@@ -322,11 +310,11 @@ class SharedBunTransport implements Transport {
 
 /** The core's pending upgrade, with the 101 headers and the transport adjusted for Hono. */
 class HonoUpgrade implements PendingUpgrade {
-  readonly headers: readonly (readonly [string, string])[];
+  readonly headers: HeaderPairs;
   #inner: PendingUpgrade;
   #wrap: (transport: Transport) => Transport;
 
-  constructor(inner: PendingUpgrade, headers: [string, string][], wrap: (transport: Transport) => Transport) {
+  constructor(inner: PendingUpgrade, headers: HeaderPairs, wrap: (transport: Transport) => Transport) {
     this.#inner = inner;
     this.headers = headers;
     this.#wrap = wrap;
@@ -341,7 +329,8 @@ class HonoUpgrade implements PendingUpgrade {
     this.#inner.connection = connection;
   }
   accept(transport: Transport): Connection {
-    return this.#inner.accept(this.#wrap(transport));
+    // The headers sent, the other middleware's included, become ws.responseHeaders.
+    return this.#inner.accept(this.#wrap(transport), this.headers);
   }
   abandon(): void {
     this.#inner.abandon();
@@ -456,8 +445,8 @@ export function upgradeWebSocket<Data = unknown, C extends HonoContext = HonoCon
     }),
     upgrade(request, context, pending, limits) {
       const handoff = handoffs.get(request);
-      const headers = mergeHeaders(handoff?.headers ?? [], pending.headers);
-      if (handoff) handoff.sent = headers;
+      // The middleware's headers first, the core's (`headers` option, then `context.headers`) over them.
+      const headers = handoff ? mergeHeaders(handoff.headers, pending.headers) : pending.headers;
       // On Bun several middlewares share one `websocket` object: their topics and size limits stay apart.
       const wrap = isBun
         ? (transport: Transport) =>
@@ -508,15 +497,19 @@ export function upgradeWebSocket<Data = unknown, C extends HonoContext = HonoCon
     } finally {
       handoffs.delete(request);
     }
-    if (response?.status === 101) keepUpgradeResponse(c, report);
-    // Refusals, and Deno's 101 (Hono may rebuild it to add headers; Deno sends any 101 response).
-    if (response) return response;
-    // Bun has written the 101 inside server.upgrade(); Hono still needs a response to finish its
-    // middleware chain, and Bun discards it. It says what was sent, for loggers.
-    const sent = new Headers(handoff.sent);
-    sent.set("upgrade", "websocket");
-    sent.set("connection", "Upgrade");
-    return new Response(null, { status: 101, headers: sent });
+    // Bun has written the 101 inside server.upgrade() and discards what follows; the response it
+    // returns (saying what was sent, for loggers) only lets Hono finish its middleware chain.
+    if (response.status === 101 && !isBun) {
+      // Deno's 101 already has the headers other middleware set (headersSetSoFar). Returned as it is,
+      // Hono would copy them onto it again, replacing ours of the same name and, if middleware set a
+      // cookie, every cookie of ours. Made c.res over a cleared one, Hono keeps it as it is.
+      const context = c as { res: Response | undefined };
+      context.res = undefined;
+      context.res = response;
+      keepUpgradeResponse(c, report);
+    }
+    // Refusals, and Deno's 101 (later middleware may still change it; Deno sends any 101 response).
+    return response;
   };
   return Object.assign(middleware, {
     server,

@@ -306,7 +306,7 @@ export type WorkersFetch = (request: Request, env?: unknown, ctx?: unknown) => P
  *
  * export default {
  *   async fetch(request: Request): Promise<Response> {
- *     return (await wss.fetch(request))!;
+ *     return await wss.fetch(request);
  *   },
  * };
  * ```
@@ -344,9 +344,7 @@ export function workersFetch<Data = unknown>(
   options: WorkersServerOptions<Data> = {},
 ): WorkersFetch & { readonly server: WebSocketServer<Data> } {
   const server = createWorkersServer(handler, options);
-  const fetch = async (request: Request, env?: unknown): Promise<Response> => {
-    const response = await server.fetch(request, env);
-    return response ?? new Response("500 Internal Server Error: no response\n", { status: 500 });
-  };
+  const fetch = async (request: Request, env?: unknown): Promise<Response> =>
+    await server.fetch(request, env);
   return Object.assign(fetch, { server });
 }

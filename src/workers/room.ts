@@ -19,7 +19,15 @@
  */
 import type { PublishResult, RemoteAddress } from "../connection.ts";
 import { type CloseInfo, ConnectionClosed, isSendableCode, quietReject } from "../errors.ts";
-import { admit, chooseSubprotocol, type OriginPolicy, validateUpgrade } from "../handshake.ts";
+import {
+  admit,
+  chooseSubprotocol,
+  Handshake,
+  type HeaderPairs,
+  mergeHeaders,
+  type OriginPolicy,
+  validateUpgrade,
+} from "../handshake.ts";
 import { DEFAULT_LIMITS } from "../options.ts";
 import type { HandshakeContext, ProcessRequestResult } from "../server.ts";
 import type { Message, OutgoingData } from "../transport.ts";
@@ -87,7 +95,7 @@ export interface RoomOptions<Data = unknown> {
   origins?: OriginPolicy;
   /** Subprotocols the room speaks, in order of preference. */
   subprotocols?: readonly string[];
-  /** Extra headers for the 101 response. */
+  /** Extra headers for every 101 response; `processRequest` adds per-request ones with `context.headers`. */
   headers?: HeadersInit;
   /** Upgrades past this many open connections in the room get 503. Default: no limit. */
   maxConnections?: number;
@@ -128,6 +136,12 @@ export interface RoomConnection<Data = unknown> {
   readonly remoteAddress: RemoteAddress;
   /** The topics (tags) the connection was accepted with. */
   readonly topics: ReadonlySet<string>;
+  /**
+   * The extra headers the 101 response carried: the room's `headers`
+   * option, then what `processRequest` set in `context.headers` (kept in the
+   * attachment, and so across hibernation, only when it set any).
+   */
+  readonly responseHeaders: Headers;
   /**
    * What `processRequest` attached. Assigning it stores it in the socket's
    * attachment, so it survives hibernation; changing the object in place
@@ -184,6 +198,18 @@ interface Attachment<Data> {
   remoteAddress: RemoteAddress;
   topics: string[];
   data: Data;
+  /** The headers `processRequest` set in `context.headers`, only when it set any. */
+  headers?: HeaderPairs;
+}
+
+/** A room's extra 101 headers: its `headers` option, then those `processRequest` set for the connection. */
+function sentHeaders(headers: HeadersInit | undefined, own: HeaderPairs | undefined): Headers {
+  return new Headers(mergeHeaders([...new Headers(headers)], own) as [string, string][]);
+}
+
+/** A room's handshake context: the core's, with topics. */
+class RoomHandshake<Data> extends Handshake<Data> implements RoomHandshakeContext<Data> {
+  topics: string[] = [];
 }
 
 const OPEN = 1;
@@ -197,14 +223,21 @@ function messageSize(message: Message): number {
 class Client<Data> implements RoomConnection<Data> {
   readonly socket: WorkersWebSocket;
   #attachment: Attachment<Data>;
+  #room: { readonly options: RoomOptions<Data> };
   #url: URL | undefined;
   #topics: ReadonlySet<string> | undefined;
+  #responseHeaders: Headers | undefined;
   /** Set once this instance has seen the connection end. */
   ended = false;
 
-  constructor(socket: WorkersWebSocket, attachment: Attachment<Data>) {
+  constructor(
+    socket: WorkersWebSocket,
+    attachment: Attachment<Data>,
+    room: { readonly options: RoomOptions<Data> },
+  ) {
     this.socket = socket;
     this.#attachment = attachment;
+    this.#room = room;
   }
   get id(): string {
     return this.#attachment.id;
@@ -220,6 +253,9 @@ class Client<Data> implements RoomConnection<Data> {
   }
   get topics(): ReadonlySet<string> {
     return this.#topics ??= new Set(this.#attachment.topics);
+  }
+  get responseHeaders(): Headers {
+    return this.#responseHeaders ??= sentHeaders(this.#room.options.headers, this.#attachment.headers);
   }
   get data(): Data {
     return this.#attachment.data;
@@ -385,13 +421,11 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
   async fetch(request: Request): Promise<Response> {
     if (request.headers.get("upgrade") === null) return await this.onRequest(request);
     const options = this.options;
-    const context: RoomHandshakeContext<Data> = {
-      remoteAddress: { hostname: request.headers.get("cf-connecting-ip") ?? "", port: 0 },
-      url: new URL(request.url),
-      params: {},
-      data: undefined,
-      topics: [],
-    };
+    const context = new RoomHandshake<Data>(
+      { hostname: request.headers.get("cf-connecting-ip") ?? "", port: 0 },
+      new URL(request.url),
+      {},
+    );
     if (options.processRequest) {
       const result = await options.processRequest(request, context);
       if (result instanceof Response) return result;
@@ -402,6 +436,7 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
     if (!WebSocketPair) throw new TypeError("wsport room: WebSocketPair is missing; rooms run on Cloudflare");
     const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
     const { 0: client, 1: server } = new WebSocketPair();
+    const ownHeaders = [...Handshake.headersOf(context) ?? []];
     const attachment: Attachment<Data> = {
       id: crypto.randomUUID(),
       url: request.url,
@@ -410,6 +445,8 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
       topics: [...context.topics],
       data: context.data as Data,
     };
+    // Stored with the socket only when processRequest set some (the attachment's size is limited).
+    if (ownHeaders.length > 0) attachment.headers = ownHeaders;
     try {
       server.serializeAttachment(attachment);
       this.state.acceptWebSocket(server, attachment.topics);
@@ -421,15 +458,16 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
         status: 500,
       });
     }
-    const connection = new Client(server, attachment);
+    const connection = new Client(server, attachment, this);
     this.#clients.set(server, connection);
+    // Made apart from connection.responseHeaders, which onConnect may change.
+    const headers = sentHeaders(options.headers, ownHeaders);
+    if (protocol) headers.set("sec-websocket-protocol", protocol);
     try {
       await this.onConnect(connection);
     } catch (error) {
       this.#failed(connection, error);
     }
-    const headers = new Headers(options.headers);
-    if (protocol) headers.set("sec-websocket-protocol", protocol);
     return new Response(null, { status: 101, webSocket: client, headers } as ResponseInit);
   }
 
@@ -491,7 +529,7 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
   #client(socket: WorkersWebSocket): Client<Data> {
     let client = this.#clients.get(socket);
     if (!client) {
-      client = new Client(socket, socket.deserializeAttachment() as Attachment<Data>);
+      client = new Client(socket, socket.deserializeAttachment() as Attachment<Data>, this);
       this.#clients.set(socket, client);
     }
     return client;

@@ -62,6 +62,19 @@ const api = workersFetch<{ user: string }>(async (ws) => {
   },
 });
 
+/** Per-request response headers (`context.headers`) beside the static ones; the handler reports what was sent. */
+const withHeaders = workersFetch(async (ws) => {
+  await ws.send(JSON.stringify([...ws.responseHeaders]));
+  for await (const _ of ws); // until the client closes
+}, {
+  headers: { "x-served-by": "wsport", "set-cookie": "theme=dark" },
+  processRequest(request, context) {
+    const id = new URL(request.url).searchParams.get("id") ?? "none";
+    context.headers.set("x-request-id", id);
+    context.headers.append("set-cookie", `session=${id}; HttpOnly`);
+  },
+});
+
 interface Member {
   name: string;
 }
@@ -73,11 +86,17 @@ export class TestRoom extends WebSocketRoom<Member, Env> {
   override options: RoomOptions<Member> = {
     maxMessageSize: 1024,
     subprotocols: ["chat"],
+    headers: { "x-room": "test" },
     processRequest(request, context) {
       const url = new URL(request.url);
       if (url.searchParams.get("deny")) return new Response("401 Unauthorized\n", { status: 401 });
       context.data = { name: url.searchParams.get("name") ?? "anonymous" };
       context.topics = url.searchParams.getAll("topic");
+      const id = url.searchParams.get("id");
+      if (id) {
+        context.headers.set("x-request-id", id);
+        context.headers.append("set-cookie", `room=${id}`);
+      }
     },
   };
 
@@ -87,6 +106,7 @@ export class TestRoom extends WebSocketRoom<Member, Env> {
 
   override onMessage(connection: RoomConnection<Member>, message: Message): void {
     if (message === "kick") return connection.close(4002, "kicked");
+    if (message === "headers") return void connection.send(JSON.stringify([...connection.responseHeaders]));
     if (message === "throw") throw new Error("room boom");
     if (message === "rename") {
       connection.data = { name: connection.data.name + "2" };
@@ -118,6 +138,7 @@ export default {
     const url = new URL(request.url);
     if (url.pathname === "/log") return Response.json({ log, counters: api.server.counters });
     if (url.pathname === "/api") return api(request, env, ctx);
+    if (url.pathname === "/headers") return withHeaders(request, env, ctx);
     if (url.pathname.startsWith("/room")) return env.ROOMS.get(env.ROOMS.idFromName("test")).fetch(request);
     return new Response("404 Not Found\n", { status: 404 });
   },

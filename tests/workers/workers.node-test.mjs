@@ -501,3 +501,47 @@ test("workers fixture: room topics, publish except the sender, and data stored w
   for (const client of [t1, t2, t3]) client.close(1000);
   for (const client of [t1, t2, t3]) await client.closed;
 });
+
+test("workers fixture: per-request response headers (context.headers) in a workersFetch handler and a room", {
+  timeout: TEST_TIMEOUT_MS,
+}, async () => {
+  const { ws } = await fixtureWorker();
+  const sorted = (pairs) => pairs.sort((a, b) => (a[0] + a[1]).localeCompare(b[0] + b[1]));
+  // Two handshakes at once: each gets its own headers, beside the static ones.
+  const [a, b] = await Promise.all([connect(`${ws}/headers?id=a1`), connect(`${ws}/headers?id=b2`)]);
+  for (const [client, id] of [[a, "a1"], [b, "b2"]]) {
+    assert.equal(client.headers["x-request-id"], id);
+    assert.equal(client.headers["x-served-by"], "wsport");
+    assert.deepEqual(client.headers["set-cookie"].sort(), [`session=${id}; HttpOnly`, "theme=dark"]);
+    assert.deepEqual(sorted(JSON.parse(await client.next())), [
+      ["set-cookie", `session=${id}; HttpOnly`],
+      ["set-cookie", "theme=dark"],
+      ["x-request-id", id],
+      ["x-served-by", "wsport"],
+    ], "ws.responseHeaders");
+    client.close(1000);
+    await client.closed;
+  }
+
+  // A room: the 101 carries them, and the connection shows them (kept in its attachment).
+  const member = await connect(`${ws}/room?name=h1&id=r1`);
+  assert.equal(member.headers["x-request-id"], "r1");
+  assert.equal(member.headers["x-room"], "test");
+  assert.deepEqual(member.headers["set-cookie"], ["room=r1"]);
+  assert.equal(await member.next(), "welcome h1");
+  member.send("headers");
+  assert.deepEqual(sorted(JSON.parse(await member.next())), [
+    ["set-cookie", "room=r1"],
+    ["x-request-id", "r1"],
+    ["x-room", "test"],
+  ]);
+  // One without: the static header only, and nothing stored with its socket.
+  const plain = await connect(`${ws}/room?name=h2`);
+  assert.equal(plain.headers["x-request-id"], undefined);
+  assert.equal(plain.headers["set-cookie"], undefined);
+  assert.equal(await plain.next(), "welcome h2");
+  plain.send("headers");
+  assert.deepEqual(JSON.parse(await plain.next()), [["x-room", "test"]]);
+  for (const client of [member, plain]) client.close(1000);
+  for (const client of [member, plain]) await client.closed;
+});
