@@ -211,7 +211,10 @@ export class WebSocketServer<Data = unknown> {
    * `server`). On Bun a successful upgrade returns `undefined`.
    */
   fetch = (request: Request, context?: unknown): Response | undefined | Promise<Response | undefined> => {
-    if (!this.#accepting) return this.#shuttingDown();
+    const hook = this.#options.processRequest;
+    // While shutting down the hook still answers what it answers (load balancers poll health
+    // checks during a rolling deploy); everything else gets 503.
+    if (!this.#accepting && !hook) return this.#shuttingDown();
     const url = new URL(request.url);
     // Routes are matched before anything else, so that processRequest sees the params.
     const route = this.#router?.match(url);
@@ -222,7 +225,6 @@ export class WebSocketServer<Data = unknown> {
       params: route?.params ?? NO_PARAMS,
       data: undefined,
     };
-    const hook = this.#options.processRequest;
     if (hook) {
       let result;
       try {
@@ -266,13 +268,15 @@ export class WebSocketServer<Data = unknown> {
     response: ProcessRequestResult,
   ): Response | undefined {
     if (response instanceof Response) {
-      this.counters.refused.processRequest++;
+      // A health check or a redirect is an answer; a 4xx/5xx (401, 403, 429) is a refusal.
+      if (response.status < 400) this.counters.answered++;
+      else this.counters.refused.processRequest++;
       return response;
     }
+    // Shutting down (since before the hook or while it ran): whatever the path, no upgrade.
+    if (!this.#accepting) return this.#shuttingDown();
     // No route matched and the hook did not answer: refused before any upgrade.
     if (!handler) return this.#notFound();
-    // The hook may have run across the start of a shutdown.
-    if (!this.#accepting) return this.#shuttingDown();
     return this.#upgrade(request, context, handshake, handler);
   }
 
@@ -431,7 +435,8 @@ export class WebSocketServer<Data = unknown> {
   #closeOptions: Required<CloseOptions> | undefined;
 
   /**
-   * Shuts down gracefully: refuses new upgrades (503), closes every
+   * Shuts down gracefully: refuses new upgrades (503; `processRequest` still
+   * runs and may answer, e.g. health checks), closes every
    * connection with `code` (default 1001), waits up to `closeTimeout` for
    * peers and handlers, then drops what is left. Resolves when done, as
    * {@linkcode finished} does. Calling it again returns the same promise.
