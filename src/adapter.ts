@@ -30,7 +30,7 @@ export interface PendingUpgrade {
 
 /** The address a listener is bound to. */
 export interface ListenAddress {
-  /** The bound host name or IP. */
+  /** The bound IP address (what a host name such as `localhost` resolved to), the same on every runtime. */
   hostname: string;
   /** The bound port (the real one when 0 was asked for). */
   port: number;
@@ -40,9 +40,12 @@ export interface ListenAddress {
 export interface Listener {
   /** Where it listens. */
   readonly addr: ListenAddress;
-  /** Stops accepting TCP connections where the runtime can do so without dropping open WebSockets. */
-  stopAccepting(): void;
-  /** Stops the server and drops every connection still open. */
+  /**
+   * Stops the server and drops every connection still open. Called once the
+   * drain has ended: until then the listener stays open, so that new
+   * requests get 503 (or `processRequest`'s answer) rather than a refused
+   * connection.
+   */
   stop(): Promise<void>;
 }
 

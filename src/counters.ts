@@ -40,7 +40,15 @@ export type LimitCloseReason =
 export interface ServerCounters {
   /** Upgrades accepted. */
   accepted: number;
-  /** Upgrade requests refused, by reason (426, 405, 400, 426, 403, 404, 503, 503, hook). */
+  /**
+   * Requests `processRequest` answered itself with a 2xx or 3xx status
+   * (health checks, redirects): answers, not refusals.
+   */
+  answered: number;
+  /**
+   * Requests refused, by reason (426, 405, 400, 426, 403, 404, 503, 503, and
+   * `processRequest` returning a 4xx or 5xx status such as 401).
+   */
   refused: Record<RefusalReason, number>;
   /** Connections closed by wsport because of a limit or a handler error. */
   closed: Record<LimitCloseReason, number>;
@@ -54,6 +62,7 @@ export interface ServerCounters {
 export function createCounters(): ServerCounters {
   return {
     accepted: 0,
+    answered: 0,
     refused: {
       upgradeRequired: 0,
       methodNotAllowed: 0,

@@ -10,7 +10,11 @@ import type { Routes } from "./router.ts";
 
 /** Options of {@linkcode serve}: the server's options plus where to listen. */
 export interface ServeOptions<Data = unknown> extends ServerOptions<Data> {
-  /** Host name to bind. Default `localhost`. */
+  /**
+   * Host name or IP address to bind. Default `localhost`. `server.addr.hostname`
+   * reports the bound address on every runtime (`127.0.0.1` for `localhost`
+   * where it resolves to it), never the name.
+   */
   hostname?: string;
   /** Port to bind; 0 picks a free port. Default 8000. */
   port?: number;
@@ -69,10 +73,12 @@ export class Server<Data = unknown> extends WebSocketServer<Data> {
     else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
-  /** Stops the listener around the core's drain. */
+  /**
+   * Stops the listener once the core's drain has ended: during the drain it
+   * answers 503 to upgrades and lets `processRequest` answer health checks.
+   */
   protected override async drain(options: Required<CloseOptions>): Promise<void> {
     this.#signal?.removeEventListener("abort", this.#onAbort);
-    this.#listener.stopAccepting();
     try {
       await super.drain(options);
     } finally {

@@ -252,7 +252,10 @@ export class WebSocketServer<Data = unknown> {
    * 101 `Response` carrying the headers that were sent.
    */
   fetch = (request: Request, context?: unknown): Response | Promise<Response> => {
-    if (!this.#accepting) return this.#shuttingDown();
+    const hook = this.#options.processRequest;
+    // While shutting down the hook still answers what it answers (load balancers poll health
+    // checks during a rolling deploy); everything else gets 503.
+    if (!this.#accepting && !hook) return this.#shuttingDown();
     const url = new URL(request.url);
     // Routes are matched before anything else, so that processRequest sees the params.
     const route = this.#router?.match(url);
@@ -262,7 +265,6 @@ export class WebSocketServer<Data = unknown> {
       url,
       route?.params ?? NO_PARAMS,
     );
-    const hook = this.#options.processRequest;
     if (hook) {
       let result;
       try {
@@ -306,13 +308,15 @@ export class WebSocketServer<Data = unknown> {
     response: ProcessRequestResult,
   ): Response {
     if (response instanceof Response) {
-      this.counters.refused.processRequest++;
+      // A health check or a redirect is an answer; a 4xx/5xx (401, 403, 429) is a refusal.
+      if (response.status < 400) this.counters.answered++;
+      else this.counters.refused.processRequest++;
       return response;
     }
+    // Shutting down (since before the hook or while it ran): whatever the path, no upgrade.
+    if (!this.#accepting) return this.#shuttingDown();
     // No route matched and the hook did not answer: refused before any upgrade.
     if (!handler) return this.#notFound();
-    // The hook may have run across the start of a shutdown.
-    if (!this.#accepting) return this.#shuttingDown();
     return this.#upgrade(request, context, handshake, handler);
   }
 
@@ -468,7 +472,8 @@ export class WebSocketServer<Data = unknown> {
   #closeOptions: Required<CloseOptions> | undefined;
 
   /**
-   * Shuts down gracefully: refuses new upgrades (503), closes every
+   * Shuts down gracefully: refuses new upgrades (503; `processRequest` still
+   * runs and may answer, e.g. health checks), closes every
    * connection with `code` (default 1001), waits up to `closeTimeout` for
    * peers and handlers, then drops what is left. Resolves when done, as
    * {@linkcode finished} does. Calling it again returns the same promise.

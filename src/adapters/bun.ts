@@ -149,12 +149,11 @@ export const bunAdapter: Adapter = {
       fetch: (request, server) => fetch(request, server),
       websocket: bunWebSocketHandlers(limits) as unknown as BunWebSocketHandlers<never>,
     });
-    const addr = { hostname: server.hostname, port: server.port };
+    // The bound address, as Deno reports it ("127.0.0.1", not the "localhost" that was asked for).
+    const addr = { hostname: server.address?.address ?? server.hostname, port: server.port };
     onListen(addr);
-    return {
-      addr,
-      stopAccepting: () => void server.stop(false),
-      stop: async () => await server.stop(true),
-    };
+    // Bun's stop(false) would close the listener at once (connection refused instead of 503
+    // during the drain): the listener stays open until the drain ends.
+    return { addr, stop: async () => await server.stop(true) };
   },
 };

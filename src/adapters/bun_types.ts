@@ -44,6 +44,8 @@ export interface BunServerWebSocket<T> {
 export interface BunServer {
   readonly hostname: string;
   readonly port: number;
+  /** The bound address (`hostname` is the name that was asked for). */
+  readonly address?: { address: string; port: number } | null;
   upgrade(request: Request, options: { headers?: HeadersInit; data?: unknown }): boolean;
   requestIP(request: Request): { address: string; port: number } | null;
   stop(closeActiveConnections?: boolean): Promise<void> | void;

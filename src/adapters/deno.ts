@@ -3,9 +3,13 @@
  *
  * Deno's server socket is a standard `WebSocket`: it has no drain event (the
  * core polls its exact `bufferedAmount`), no message size limit of wsport's
- * choosing (the core checks sizes), and no way to drop TCP (a peer that never
- * answers a close frame is released by the core after `closeTimeout`; Deno
- * frees the socket when the server stops or the peer leaves).
+ * choosing (the core checks sizes), and no way to drop TCP: a peer that never
+ * answers a close frame is released by the core after `closeTimeout`, and the
+ * listener's `shutdown()` frees its socket. A socket whose writes wait on a
+ * peer that stopped reading is the exception: Deno's close-frame write waits
+ * behind them, and holds the process until the peer reads or leaves
+ * (`shutdown()`, an aborted `signal` and `unref()` do not release it; see the
+ * README, "Graceful shutdown").
  *
  * @module
  */
@@ -103,8 +107,6 @@ export const denoAdapter: Adapter = {
     }, fetch);
     return {
       addr: { hostname: server.addr.hostname, port: server.addr.port },
-      // Deno's shutdown() drops upgraded sockets, so accepting stops in the core (503) until the drain ends.
-      stopAccepting() {},
       stop: () => server.shutdown(),
     };
   },
