@@ -90,7 +90,7 @@ test("connect: echo of text and binary, with request, remoteAddress and protocol
   await ws.send(new Uint8Array([7, 8, 9]).buffer);
   assert.deepEqual(await within(ws.recv(), 5000, "ArrayBuffer echo"), new Uint8Array([7, 8, 9]));
   await within(ws.close(), 5000, "close");
-  assert.deepEqual(await ws.closed, { code: 1000, reason: "" });
+  assert.deepEqual(await within(ws.closed, 5000, "closed"), { code: 1000, reason: "" });
   assert.equal(ws.signal.aborted, true);
 });
 
@@ -103,9 +103,15 @@ test("connect: http(s) URLs mean ws(s); iteration and streams work on the client
   const ws = await connect(server.http);
   assert.equal(ws.request.url, server.http + "/");
   const received: unknown[] = [];
-  for await (const message of ws) received.push(message);
+  await within(
+    (async () => {
+      for await (const message of ws) received.push(message);
+    })(),
+    5000,
+    "the iteration to end at the server's close",
+  );
   assert.deepEqual(received, ["one", "two"]);
-  assert.equal((await ws.closed).code, 1000);
+  assert.equal((await within(ws.closed, 5000, "closed")).code, 1000);
 
   await using streaming = startServer(echo);
   const client = await connect(streaming.url);
@@ -114,8 +120,8 @@ test("connect: http(s) URLs mean ws(s); iteration and streams work on the client
   await writer.write("via streams");
   assert.deepEqual(await within(reader.read(), 5000, "stream read"), { done: false, value: "via streams" });
   reader.releaseLock();
-  await writer.close();
-  assert.equal((await client.closed).code, 1000);
+  await within(writer.close(), 5000, "the writable's close");
+  assert.equal((await within(client.closed, 5000, "closed")).code, 1000);
 });
 
 test("close(): the client's code and reason reach the server; the server's reach the client", async () => {
@@ -127,7 +133,7 @@ test("close(): the client's code and reason reach the server; the server's reach
 
   const client = await connect(server.url + "/client-closes");
   await within(client.close(4001, "client done"), 5000, "client close");
-  assert.deepEqual(await client.closed, { code: 4001, reason: "client done" });
+  assert.deepEqual(await within(client.closed, 5000, "closed"), { code: 4001, reason: "client done" });
   assert.deepEqual(await within(serverSaw.promise, 5000, "server close info"), {
     code: 4001,
     reason: "client done",
@@ -138,7 +144,7 @@ test("close(): the client's code and reason reach the server; the server's reach
   assert.ok(error instanceof ConnectionClosedError, String(error));
   assert.equal(error.code, 4002);
   assert.equal(error.reason, "server done");
-  assert.deepEqual(await other.closed, { code: 4002, reason: "server done" });
+  assert.deepEqual(await within(other.closed, 5000, "closed"), { code: 4002, reason: "server done" });
   await assert.rejects(other.send("late"), ConnectionClosed);
 });
 
@@ -149,7 +155,7 @@ test("close() with a code the standard client API refuses (1011) is still report
   });
   const client = await connect(server.url);
   await within(client.close(1011, "oops"), 5000, "close");
-  assert.deepEqual(await client.closed, { code: 1011, reason: "oops" });
+  assert.deepEqual(await within(client.closed, 5000, "closed"), { code: 1011, reason: "oops" });
   const seen = await within(serverSaw.promise, 5000, "server close info");
   // Bun sends 1011 as asked; Deno's client WebSocket may only send 1000 and 3000-4999.
   if (seen.code === 1000) assert.equal(seen.reason, "1011 oops");
@@ -403,18 +409,21 @@ test("reconnect(): shouldReconnect decides, and sees who closed", async () => {
   });
   const asked: ReconnectCloseInfo[] = [];
   let connections = 0;
-  for await (
-    const ws of reconnect(server.url, {
-      minDelay: 10,
-      shouldReconnect: (close) => {
-        asked.push(close);
-        return close.code < 4002;
-      },
-    })
-  ) {
-    connections++;
-    await within(ws.closed, 5000, "server close");
-  }
+  const loop = (async () => {
+    for await (
+      const ws of reconnect(server.url, {
+        minDelay: 10,
+        shouldReconnect: (close) => {
+          asked.push(close);
+          return close.code < 4002;
+        },
+      })
+    ) {
+      connections++;
+      await within(ws.closed, 5000, "server close");
+    }
+  })();
+  await within(loop, 10_000, "the loop to end when shouldReconnect says no");
   assert.equal(connections, 2);
   assert.deepEqual(asked, [
     { code: 4001, reason: "go away", initiatedByClient: false },
@@ -436,11 +445,14 @@ test("reconnect(): retries 503 with backoff, throws a 401; break closes the conn
   });
   const retried: unknown[] = [];
   let connections = 0;
-  for await (const ws of reconnect(server.url, { minDelay: 10, onRetry: (error) => retried.push(error) })) {
-    connections++;
-    assert.equal(ws.readyState, "open");
-    break;
-  }
+  const first = (async () => {
+    for await (const ws of reconnect(server.url, { minDelay: 10, onRetry: (error) => retried.push(error) })) {
+      connections++;
+      assert.equal(ws.readyState, "open");
+      break;
+    }
+  })();
+  await within(first, 10_000, "a connection after two 503s");
   assert.equal(connections, 1);
   assert.equal(retried.length, 2);
   assert.ok(retried.every((error) => error instanceof InvalidHandshake && error.status === 503));
@@ -485,7 +497,7 @@ test("interoperates with a server built on the ws npm package", async () => {
     await ws.send(new Uint8Array([3, 2, 1]));
     assert.deepEqual(await within(ws.recv(), 5000, "binary"), new Uint8Array([3, 2, 1]));
     await within(ws.close(4321, "done"), 5000, "close");
-    assert.deepEqual(await ws.closed, { code: 4321, reason: "done" });
+    assert.deepEqual(await within(ws.closed, 5000, "closed"), { code: 4321, reason: "done" });
     assert.deepEqual(await within(serverSaw.promise, 5000, "ws server close"), {
       code: 4321,
       reason: "done",

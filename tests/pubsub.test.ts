@@ -55,21 +55,25 @@ test("broadcast skips a slow client over its write limit and still reaches the o
   await using server = startServer(async (ws) => {
     if (ws.url.pathname === "/slow") {
       const chunk = new Uint8Array(64 * 1024);
-      // Fill the slow peer's buffers until wsport considers it over the write limit.
-      while (ws.trySend(chunk)) await delay(1);
+      // Fill the slow peer's buffers until wsport considers it over the write limit (bounded:
+      // a trySend() that ignored the limit would otherwise fill memory).
+      for (let i = 0; i < 1024 && ws.trySend(chunk); i++) await delay(1);
       filled.resolve();
     }
     await ws.closed;
   });
   const slow = await startNonReader(server.addr.port, "/slow");
-  await within(filled.promise, 10_000, "slow peer to fill up");
-  const fast = await Promise.all(Array.from({ length: 5 }, () => TestClient.open(server.url)));
-  await waitFor(() => server.connections.size === 6, 5000, "6 connections");
-  const result = broadcast(server.connections, "hello");
-  assert.deepEqual(result, { sent: 5, skipped: 1 });
-  for (const client of fast) assert.equal(await client.next(), "hello");
-  await slow.kill();
-  for (const client of fast) client.close();
+  try {
+    await within(filled.promise, 10_000, "slow peer to fill up");
+    const fast = await Promise.all(Array.from({ length: 5 }, () => TestClient.open(server.url)));
+    await waitFor(() => server.connections.size === 6, 5000, "6 connections");
+    const result = broadcast(server.connections, "hello");
+    assert.deepEqual(result, { sent: 5, skipped: 1 });
+    for (const client of fast) assert.equal(await client.next(), "hello");
+    for (const client of fast) client.close();
+  } finally {
+    await slow.kill(); // (a peer that reads nothing would hold the server's close for closeTimeout)
+  }
 });
 
 test("topics: subscribe, publish, unsubscribe, and unsubscribe on close", async () => {
@@ -81,7 +85,7 @@ test("topics: subscribe, publish, unsubscribe, and unsubscribe on close", async 
     for await (const message of ws) if (message === "leave sports") ws.unsubscribe("sports");
   });
   const client = await TestClient.open(server.url);
-  const ws = await seen.promise;
+  const ws = await within(seen.promise, 5000, "the handler");
   assert.deepEqual([...ws.topics].sort(), ["news", "sports"]);
   assert.equal(server.subscribers("news"), 1);
   assert.deepEqual(await server.publish("news", "headline"), { delivered: 1, skipped: 0 });
@@ -143,22 +147,40 @@ test("per-user delivery: a user:<id> topic reaches every connection of that user
   for (const client of [tab1, tab2, other]) client.close();
 });
 
+/** Sends `message` to a fixture worker and resolves with its answer (within 5 s). */
+function ask<T>(worker: Worker, message: unknown): Promise<T> {
+  return within(
+    new Promise<T>((resolve) => {
+      worker.onmessage = (event) => resolve(event.data);
+      worker.postMessage(message);
+    }),
+    5000,
+    `the worker's answer to ${JSON.stringify(message)}`,
+  );
+}
+
 test("BroadcastChannel backend: a room spans servers in two Workers", { timeout: 30_000 }, async () => {
   const channel = `wsport-test-${crypto.randomUUID()}`;
   const workers = [0, 1].map(() =>
     new Worker(new URL("./fixtures/bc_worker.ts", import.meta.url).href, { type: "module" })
   );
   try {
-    const ports = await Promise.all(workers.map((worker) =>
-      new Promise<number>((resolve) => {
-        worker.onmessage = (event) => resolve(event.data.port);
-        worker.postMessage({ channel });
-      })
-    ));
+    const ports: number[] = [];
+    for (const worker of workers) ports.push((await ask<{ port: number }>(worker, { channel })).port);
     const a = await TestClient.open(`ws://127.0.0.1:${ports[0]}/rooms/x`);
     const b = await TestClient.open(`ws://127.0.0.1:${ports[1]}/rooms/x`);
     const other = await TestClient.open(`ws://127.0.0.1:${ports[1]}/rooms/y`);
-    await delay(100);
+    // Ready when each handler has subscribed (the channel itself carries every topic).
+    const subscribers = async (worker: Worker, topic: string) =>
+      (await ask<{ subscribers: number }>(worker, { subscribers: topic })).subscribers;
+    const deadline = Date.now() + 5000;
+    while (
+      await subscribers(workers[0], "room:x") !== 1 || await subscribers(workers[1], "room:x") !== 1 ||
+      await subscribers(workers[1], "room:y") !== 1
+    ) {
+      if (Date.now() > deadline) throw new Error("the handlers did not subscribe within 5000 ms");
+      await delay(5);
+    }
     a.send("across workers");
     assert.equal(await a.next(), "across workers");
     assert.equal(await b.next(), "across workers");
@@ -167,12 +189,7 @@ test("BroadcastChannel backend: a room spans servers in two Workers", { timeout:
     assert.deepEqual(await b.next(), new Uint8Array([4, 2]));
     await assert.rejects(other.next(150), /no message/);
     for (const client of [a, b, other]) client.close();
-    await Promise.all(workers.map((worker) =>
-      new Promise<void>((resolve) => {
-        worker.onmessage = () => resolve();
-        worker.postMessage("close");
-      })
-    ));
+    await Promise.all(workers.map((worker) => ask(worker, "close")));
   } finally {
     for (const worker of workers) worker.terminate();
   }
@@ -183,14 +200,16 @@ test("Redis backend: server.publish reaches another server; failures are reporte
 }, async () => {
   const redis = await RedisServer.start();
   const errors: unknown[] = [];
-  const quiet = { onStatus() {} };
+  // Each backend's status changes, recorded: "down" once it noticed Redis went away.
+  const statuses: string[][] = [[], []];
+  const recording = (i: number) => ({ onStatus: (status: string) => void statuses[i].push(status) });
   try {
     await using one = startServer(room, {
-      pubsub: redisBackend(redis.url, quiet),
+      pubsub: redisBackend(redis.url, recording(0)),
       onError: (e) => errors.push(e),
     });
     await using two = startServer(room, {
-      pubsub: redisBackend(redis.url, quiet),
+      pubsub: redisBackend(redis.url, recording(1)),
       onError: (e) => errors.push(e),
     });
     const a = await TestClient.open(`${one.url}/rooms/r`);
@@ -208,15 +227,17 @@ test("Redis backend: server.publish reaches another server; failures are reporte
     assert.deepEqual(await b.next(), new Uint8Array([7, 7]));
     assert.deepEqual(await a.next(), new Uint8Array([7, 7]));
 
+    const failuresBefore = one.counters.pubsub.publishFailures;
+    const errorsBefore = errors.length;
     await redis.stop();
-    await delay(200);
+    await waitFor(() => statuses[0].includes("down"), 5000, "the backend to notice Redis is gone");
     // Local delivery goes on; the backend failure rejects this publish and is counted and reported.
     const failed = await one.publish("room:r", "redis is down").catch((error) => error);
     assert.ok(failed instanceof PublishError, String(failed));
     assert.equal(failed.local.delivered, 1);
     assert.equal(await a.next(), "redis is down");
-    assert.ok(one.counters.pubsub.publishFailures >= 1);
-    assert.ok(errors.some((error) => error instanceof PublishError));
+    assert.equal(one.counters.pubsub.publishFailures - failuresBefore, 1);
+    assert.deepEqual(errors.slice(errorsBefore), [failed]);
 
     await redis.restart();
     // The backend reconnects and resubscribes by itself.

@@ -30,5 +30,5 @@ test("a Python websockets client is echoed text as text and binary as binary, an
   assert.deepEqual(result.binary, [0, 1, 254, 255]);
   assert.equal(result.binary_type, "bytes");
   assert.equal(result.close_code, 1000);
-  assert.deepEqual(await closed.promise, { code: 1000, reason: "bye" });
+  assert.deepEqual(await within(closed.promise, 5000, "the handler's closed"), { code: 1000, reason: "bye" });
 });

@@ -21,7 +21,14 @@ export interface RawResponse {
   socket: net.Socket;
 }
 
-/** Opens TCP, sends a request head, reads the response head. The socket stays open. */
+/** How long a raw request waits for the response head. */
+const RESPONSE_MS = 5000;
+
+/**
+ * Opens TCP, sends a request head, reads the response head. The socket stays
+ * open. Rejects if the connection fails (the error keeps its `code`, e.g.
+ * `ECONNREFUSED`), closes before a response head, or none comes within 5 s.
+ */
 export function rawRequest(
   port: number,
   headers: Record<string, string | undefined> = UPGRADE_HEADERS,
@@ -34,13 +41,27 @@ export function rawRequest(
     for (const [name, value] of Object.entries(headers)) {
       if (value !== undefined) lines.push(`${name}: ${value}`);
     }
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.destroy();
+      reject(error);
+    };
+    const timer = setTimeout(() => fail(new Error(`no response head within ${RESPONSE_MS} ms`)), RESPONSE_MS);
+    const onError = (error: Error) => fail(error);
+    const onClose = () => fail(new Error("the server closed the connection before a response head"));
     socket.on("connect", () => socket.write(lines.join("\r\n") + "\r\n\r\n"));
-    socket.on("error", reject);
+    socket.on("error", onError);
+    socket.on("close", onClose);
     const onData = (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       const end = buffer.indexOf("\r\n\r\n");
       if (end < 0) return;
+      clearTimeout(timer);
       socket.off("data", onData);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      socket.on("error", () => {}); // the caller owns the socket now
       const [statusLine, ...headerLines] = buffer.subarray(0, end).toString("latin1").split("\r\n");
       const responseHeaders = new Headers();
       for (const line of headerLines) {
@@ -191,12 +212,26 @@ export class RawPeer {
         if (value !== undefined) lines.push(`${name}: ${value}`);
       }
       let buffer = Buffer.alloc(0);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        socket.off("data", onData);
+        socket.destroy();
+        reject(error);
+      };
+      const timer = setTimeout(
+        () => fail(new Error(`no response head within ${RESPONSE_MS} ms`)),
+        RESPONSE_MS,
+      );
+      const onError = (error: Error) => fail(error);
+      const onClose = () => fail(new Error("the server closed the connection before a response head"));
       const onData = (chunk: Buffer) => {
         buffer = Buffer.concat([buffer, chunk]);
         const end = buffer.indexOf("\r\n\r\n");
         if (end < 0) return;
+        clearTimeout(timer);
         socket.off("data", onData);
-        socket.off("error", reject);
+        socket.off("error", onError);
+        socket.off("close", onClose);
         const [statusLine, ...headerLines] = buffer.subarray(0, end).toString("latin1").split("\r\n");
         if (!statusLine.startsWith("HTTP/1.1 101")) {
           socket.destroy();
@@ -211,7 +246,8 @@ export class RawPeer {
         resolve(new RawPeer(socket, responseHeaders, buffer.subarray(end + 4)));
       };
       socket.on("connect", () => socket.write(lines.join("\r\n") + "\r\n\r\n"));
-      socket.on("error", reject);
+      socket.on("error", onError);
+      socket.on("close", onClose);
       socket.on("data", onData);
     });
   }
@@ -236,6 +272,16 @@ export class RawPeer {
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
+  }
+
+  /** The server's close frame as received so far (`undefined` before it comes): code and reason. */
+  get closeFrame(): { code: number; reason: string } | undefined {
+    const close = this.#frames.find((received) => received.opcode === 8);
+    if (!close) return undefined;
+    return {
+      code: close.payload.length >= 2 ? close.payload.readUInt16BE(0) : 1005,
+      reason: close.payload.subarray(2).toString(),
+    };
   }
 
   /** Writes bytes (frames from {@linkcode frame}) unless TCP has ended. */

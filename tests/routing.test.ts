@@ -145,7 +145,7 @@ test("routes: a handler's connection closes like any other on server.close()", a
   const client = await TestClient.open(`${server.url}/hold`);
   await waitFor(() => server.connections.size === 1, 5000, "connection");
   await within(server.close(), 15_000, "close");
-  assert.equal((await client.closed).code, 1001);
+  assert.deepEqual(await client.closed, { code: 1001, reason: "going away" });
 });
 
 test("routes: patterns that are not paths, and handlers that are not functions, are rejected", () => {

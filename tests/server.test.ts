@@ -52,8 +52,9 @@ test("a handler that throws closes with 1011, reports to onError, and the server
 
 test("recv after the peer closed rejects with ConnectionClosed carrying code and reason", async () => {
   const seen = Promise.withResolvers<unknown>();
+  let first: unknown; // recorded here, asserted below: a failed assert in a handler only reaches onError
   await using server = startServer(async (ws) => {
-    assert.equal(await ws.recv(), "one");
+    first = await ws.recv();
     await ws.closed;
     try {
       await ws.recv();
@@ -66,6 +67,7 @@ test("recv after the peer closed rejects with ConnectionClosed carrying code and
   client.send("one");
   client.close(4000, "done here");
   const error = await within(seen.promise, 5000, "recv rejection");
+  assert.equal(first, "one");
   assert.ok(error instanceof ConnectionClosed, String(error));
   assert.equal((error as ConnectionClosed).code, 4000);
   assert.equal((error as ConnectionClosed).reason, "done here");
@@ -111,8 +113,8 @@ test("iteration ends quietly on a normal close; signal aborts and closed resolve
   const client = await TestClient.open(server.url);
   client.send("a");
   client.send("b");
-  await delay(50);
-  client.close(1000, "bye");
+  client.close(1000, "bye"); // after the messages, in order
+
   const result = await within(done.promise, 5000, "handler end");
   assert.deepEqual(result.received, ["a", "b"]);
   assert.equal(result.aborted, true);
@@ -130,7 +132,7 @@ test("recv({ signal }) stops waiting when the signal aborts", async () => {
     await ws.send("still open");
   });
   const client = await TestClient.open(server.url);
-  const error = await outcome.promise;
+  const error = await within(outcome.promise, 5000, "recv() to stop waiting");
   assert.equal((error as Error).name, "TimeoutError");
   assert.equal(await client.next(), "still open");
 });
@@ -143,7 +145,10 @@ test("close() sends the code and reason and resolves when the handshake ends", a
   });
   const client = new TestClient(server.url);
   assert.deepEqual(await client.closed, { code: 4321, reason: "custom" });
-  assert.equal(((await closedInfo.promise) as { code: number }).code, 4321);
+  assert.deepEqual(await within(closedInfo.promise, 5000, "the handler's closed"), {
+    code: 4321,
+    reason: "custom",
+  });
 });
 
 test("send after close rejects with ConnectionClosed, and an unawaited one does not crash", async () => {
@@ -160,7 +165,7 @@ test("send after close rejects with ConnectionClosed, and an unawaited one does 
   });
   const client = await TestClient.open(server.url);
   client.close(1000);
-  const error = await outcome.promise;
+  const error = await within(outcome.promise, 5000, "the late send's rejection");
   assert.ok(error instanceof ConnectionClosedOK);
 });
 
@@ -292,7 +297,7 @@ test("remoteAddress is the client's address and port", async () => {
     seen.resolve(ws.remoteAddress);
   });
   const response = await rawRequest(server.addr.port);
-  const address = await seen.promise;
+  const address = await within(seen.promise, 5000, "the handler");
   assert.equal(address.hostname, "127.0.0.1");
   assert.equal(address.port, response.socket.localPort);
   response.socket.destroy();
@@ -305,7 +310,7 @@ test("request, url and id describe the connection", async () => {
     await ws.closed;
   });
   const client = await TestClient.open(`${server.url}/rooms/blue?x=1`);
-  const ws = await seen.promise;
+  const ws = await within(seen.promise, 5000, "the handler");
   assert.equal(ws.url.pathname, "/rooms/blue");
   assert.equal(ws.url.searchParams.get("x"), "1");
   assert.equal(ws.request.headers.get("upgrade")?.toLowerCase(), "websocket");

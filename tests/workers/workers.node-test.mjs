@@ -101,7 +101,19 @@ async function startWorker(code, className, compatibilityDate) {
   return { mf, http, ws: http.replace(/^http/, "ws") };
 }
 
-/** A `ws` client that queues messages; rejects with the HTTP status if the upgrade is refused. */
+/** `promise`, or a rejection naming `what` after `ms`. */
+function within(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A `ws` client that queues messages; rejects with the HTTP status if the upgrade is refused,
+ * and with the error if the connection fails. Every wait (open, `next()`, `closed`) has a deadline.
+ */
 function connect(url, { protocols, headers } = {}) {
   const socket = new WebSocket(url, protocols, { headers });
   clients.add(socket);
@@ -121,10 +133,12 @@ function connect(url, { protocols, headers } = {}) {
       resolve({ code, reason: reason.toString() });
     });
   });
-  socket.on("error", () => {}); // the close event says what happened
   const client = {
     socket,
-    closed,
+    /** The close code and reason; rejects if the close takes over MESSAGE_TIMEOUT_MS from now. */
+    get closed() {
+      return within(closed, MESSAGE_TIMEOUT_MS, "the client's close");
+    },
     get protocol() {
       return socket.protocol;
     },
@@ -154,7 +168,7 @@ function connect(url, { protocols, headers } = {}) {
       assert.deepEqual(messages, [], "expected no message");
     },
   };
-  return new Promise((resolve, reject) => {
+  const opened = new Promise((resolve, reject) => {
     socket.once("open", () => resolve(client));
     socket.once("unexpected-response", (_request, response) => {
       response.resume();
@@ -163,7 +177,15 @@ function connect(url, { protocols, headers } = {}) {
         Object.assign(new Error(`upgrade refused: ${response.statusCode}`), { status: response.statusCode }),
       );
     });
+    // Before the open, an error fails the connect; after it, the close event says what happened.
+    socket.on("error", (error) => reject(error));
   });
+  return within(opened, MESSAGE_TIMEOUT_MS, `the upgrade of ${url}`);
+}
+
+/** The fixture's counters (one server for every fixture test: compare before and after). */
+async function fixtureCounters(http) {
+  return (await (await fetch(`${http}/log`)).json()).counters;
 }
 
 /** The status of a refused upgrade (fails if the upgrade succeeds). */
@@ -378,6 +400,7 @@ test(
   { timeout: TEST_TIMEOUT_MS },
   async () => {
     const { http, ws } = await fixtureWorker();
+    const before = await fixtureCounters(http);
     const plain = await fetch(`${http}/api?user=x`);
     assert.equal(plain.status, 426);
     await plain.text();
@@ -391,10 +414,12 @@ test(
     await allowed.next();
     allowed.close(1000);
     await allowed.closed;
-    const { counters } = await (await fetch(`${http}/log`)).json();
-    assert.ok(counters.refused.upgradeRequired >= 1);
-    assert.ok(counters.refused.processRequest >= 1);
-    assert.ok(counters.refused.forbiddenOrigin >= 1);
+    const after = await fixtureCounters(http);
+    const delta = (key) => after.refused[key] - before.refused[key];
+    assert.equal(delta("upgradeRequired"), 1);
+    assert.equal(delta("processRequest"), 1);
+    assert.equal(delta("forbiddenOrigin"), 1);
+    assert.equal(after.accepted - before.accepted, 1);
   },
 );
 
@@ -402,6 +427,7 @@ test("workers fixture: peer close, handler error (1011) and 1009 in a workersFet
   timeout: TEST_TIMEOUT_MS,
 }, async () => {
   const { http, ws } = await fixtureWorker();
+  const before = await fixtureCounters(http);
   const cat = await connect(`${ws}/api?user=cat`);
   await cat.next();
   cat.close(4100, "bye");
@@ -429,8 +455,8 @@ test("workers fixture: peer close, handler error (1011) and 1009 in a workersFet
   assert.deepEqual(entries("dan").filter((entry) => entry.event === "error"), [
     { event: "error", message: "Error: boom" },
   ]);
-  assert.ok(body.counters.closed.messageTooBig >= 1);
-  assert.ok(body.counters.closed.handlerError >= 1);
+  assert.equal(body.counters.closed.messageTooBig - before.closed.messageTooBig, 1);
+  assert.equal(body.counters.closed.handlerError - before.closed.handlerError, 1);
 });
 
 test("workers fixture: room close semantics (peer close, kick, 1011, 1009, 401)", {

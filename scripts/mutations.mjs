@@ -1,0 +1,329 @@
+#!/usr/bin/env node
+// npm run test:mutations [-- [--keep] [NAME-SUBSTRING…]]
+//
+// Breaks src/ on purpose, one targeted mutation at a time, and checks that the suite notices on
+// every runtime. Each mutation is an exact (file, search, replace): when src/ changes shape and
+// the search string is gone (or no longer unique), the run stops at once with "mutation target
+// not found" — update the entry. Each is applied to a scratch copy of the repository (node_modules
+// linked, not copied) and run, through scripts/test.mjs, against the test files it names, on
+// Deno and on Bun. The run passes only when the unmutated copy passes those files and every
+// mutation makes each of its runtimes fail.
+//
+// `runtimes` defaults to both. A mutation of code that only one runtime runs (the Deno adapter,
+// Bun's native limits) names that runtime, and says why in `why`.
+import { spawn } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const MUTATIONS = [
+  // --- write limit and drain ---
+  {
+    name: "send() never waits for a drain",
+    file: "src/connection.ts",
+    search: "if (this.#transport.bufferedAmount <= this.#context.limits.writeHigh) return RESOLVED;",
+    replace: "return RESOLVED;",
+    tests: ["tests/limits.test.ts"],
+    filter: "writeLimit|firehose",
+  },
+  {
+    name: "a waiting send() resolves above writeLow",
+    file: "src/connection.ts",
+    search: "if (this.#transport.bufferedAmount > this.#context.limits.writeLow) {",
+    replace: "if (this.#transport.bufferedAmount > this.#context.limits.writeHigh) {",
+    tests: ["tests/limits.test.ts"],
+    filter: "writeLimit",
+  },
+  {
+    name: "trySend() (broadcast) ignores the write limit",
+    file: "src/connection.ts",
+    search:
+      "if (this.#state !== OPEN || this.#transport.bufferedAmount > this.#context.limits.writeHigh) return false;",
+    replace: "if (this.#state !== OPEN) return false;",
+    tests: ["tests/pubsub.test.ts"],
+    filter: "broadcast",
+  },
+  // --- other limits ---
+  {
+    name: "maxMessageSize is one byte larger",
+    file: "src/options.ts",
+    search: 'maxMessageSize: check("maxMessageSize", options.maxMessageSize ?? d.maxMessageSize, 1),',
+    replace: 'maxMessageSize: check("maxMessageSize", options.maxMessageSize ?? d.maxMessageSize, 1) + 1,',
+    tests: ["tests/limits.test.ts", "tests/conformance/frames.test.ts"],
+    filter: "maxMessageSize",
+  },
+  {
+    name: "the core lets an oversized message through (no 1009)",
+    file: "src/connection.ts",
+    search: 'if (tooBig) return this.#closeForLimit(1009, "message too big", "messageTooBig");',
+    replace: "if (tooBig) void 0;",
+    tests: ["tests/limits.test.ts", "tests/conformance/frames.test.ts"],
+    filter: "maxMessageSize",
+    runtimes: ["deno"],
+    why: "Bun's uWebSockets enforces maxMessageSize itself; the core's check runs only on Deno",
+  },
+  {
+    name: "Bun's oversized-message close is reported as 1006, not 1009",
+    file: "src/adapters/bun.ts",
+    search: "code = 1009;",
+    replace: "void 0;",
+    tests: ["tests/limits.test.ts", "tests/conformance/frames.test.ts"],
+    filter: "maxMessageSize",
+    runtimes: ["bun"],
+    why: "the Bun adapter's mapping; Deno's close comes from the core's own check",
+  },
+  {
+    name: "maxQueue never closes with 1013",
+    file: "src/connection.ts",
+    search: "if (queuedBytes > limits.maxQueue * limits.maxMessageSize) {",
+    replace: "if (queuedBytes < 0) {",
+    tests: ["tests/limits.test.ts"],
+    filter: "maxQueue",
+  },
+  {
+    name: "maxConnections lets one more in",
+    file: "src/handshake.ts",
+    search: "if (open >= (policy.maxConnections ?? Infinity)) {",
+    replace: "if (open > (policy.maxConnections ?? Infinity)) {",
+    tests: ["tests/limits.test.ts"],
+    filter: "maxConnections",
+  },
+  {
+    name: "idle timeout 4× longer",
+    file: "src/options.ts",
+    search: 'idleTimeout: check("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0),',
+    replace: 'idleTimeout: check("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0) * 4,',
+    tests: ["tests/limits.test.ts"],
+    filter: "keepalive",
+  },
+  {
+    name: "Deno is not given the idle timeout (no keepalive)",
+    file: "src/adapters/deno.ts",
+    search: "idleTimeout: Math.ceil(limits.idleTimeout / 1000),",
+    replace: "idleTimeout: 0,",
+    tests: ["tests/limits.test.ts"],
+    filter: "keepalive",
+    runtimes: ["deno"],
+    why: "the Deno adapter",
+  },
+  {
+    name: "Bun does not ping (keepalive drops a live peer)",
+    file: "src/adapters/bun.ts",
+    search: "sendPings: true,",
+    replace: "sendPings: false,",
+    tests: ["tests/limits.test.ts"],
+    filter: "keepalive",
+    runtimes: ["bun"],
+    why: "the Bun adapter",
+  },
+  {
+    name: "closeTimeout never drops the peer",
+    file: "src/connection.ts",
+    search: "    this.#closeTimer = undefined;\n    if (this.#state === CLOSED) return;",
+    replace: "    this.#closeTimer = undefined;\n    return;",
+    tests: ["tests/limits.test.ts", "tests/shutdown.test.ts"],
+    filter: "closeTimeout|unresponsive",
+    runtimes: ["deno"],
+    why: "Bun shuts TCP down inside close() without waiting for the peer, so the timer never fires there " +
+      "(tests/limits.test.ts asserts that Bun drops such a peer at once)",
+  },
+  // --- handshake ---
+  {
+    name: "plain HTTP gets 400, not 426",
+    file: "src/handshake.ts",
+    search: 'return refuse("upgradeRequired", 426,',
+    replace: 'return refuse("upgradeRequired", 400,',
+    tests: ["tests/conformance/handshake.test.ts", "tests/server.test.ts"],
+  },
+  {
+    name: "origins are not checked (no 403)",
+    file: "src/handshake.ts",
+    search: "if (policy.origins && !isOriginAllowed(request, policy.origins)) {",
+    replace: "if (policy.origins && false) {",
+    tests: ["tests/conformance/handshake.test.ts", "tests/server.test.ts"],
+    filter: "[Oo]rigin",
+  },
+  // --- handler lifecycle ---
+  {
+    name: "a ConnectionClosed that escapes the handler is reported to onError",
+    file: "src/server.ts",
+    search: "if (error instanceof ConnectionClosed) return this.#handlerReturned(connection);",
+    replace: "if (error instanceof ConnectionClosed) {\n      this.#report(error, connection);\n" +
+      "      return this.#handlerReturned(connection);\n    }",
+    tests: ["tests/conformance/frames.test.ts"],
+  },
+  {
+    name: "a handler that throws closes with 1000, not 1011",
+    file: "src/server.ts",
+    search: 'connection.close(1011, "internal error")',
+    replace: "connection.close(1000)",
+    tests: ["tests/server.test.ts"],
+    filter: "throws",
+  },
+  // --- shutdown ---
+  {
+    name: "finished resolves as soon as close() starts",
+    file: "src/server.ts",
+    search: "this.#closing = this.drain(",
+    replace: "this.#finished.resolve();\n    this.#closing = this.drain(",
+    tests: ["tests/shutdown.test.ts"],
+  },
+  {
+    name: "wsport's own 1001 loop removed on shutdown",
+    file: "src/server.ts",
+    search:
+      'if (connection.readyState === "open") connection.close(options.code, options.reason).catch(() => {});',
+    replace: "void connection;",
+    tests: ["tests/shutdown.test.ts"],
+    filter: "50 peers", // (every other shutdown then waits closeTimeout before failing)
+  },
+  {
+    name: "shutdown answers 500 instead of 503",
+    file: "src/server.ts",
+    search: 'refuse("shuttingDown", 503,',
+    replace: 'refuse("shuttingDown", 500,',
+    tests: ["tests/shutdown.test.ts"],
+  },
+  {
+    name: "shutdown waits for handlers far past closeTimeout",
+    file: "src/server.ts",
+    search: "const timeout = this.limits.closeTimeout + 100;",
+    replace: "const timeout = this.limits.closeTimeout * 20 + 100;",
+    tests: ["tests/shutdown.test.ts"],
+    filter: "closeTimeout",
+  },
+  // --- pub/sub ---
+  {
+    name: "Redis: no resubscribe after a reconnect",
+    file: "src/pubsub/redis.ts",
+    search: "autoResubscribe: true,",
+    replace: "autoResubscribe: false,",
+    tests: ["tests/pubsub.test.ts"],
+    filter: "Redis backend",
+  },
+];
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const args = process.argv.slice(2);
+const keep = args.includes("--keep");
+const only = args.filter((arg) => !arg.startsWith("--"));
+const selected = only.length > 0
+  ? MUTATIONS.filter((m) => only.some((part) => m.name.toLowerCase().includes(part.toLowerCase())))
+  : MUTATIONS;
+if (selected.length === 0) {
+  console.error(`mutations: none matches ${only.join(", ")}`);
+  process.exit(2);
+}
+
+// Every target must be there, once, before anything runs.
+let broken = false;
+for (const m of selected) {
+  const text = readFileSync(join(root, m.file), "utf8");
+  const count = text.split(m.search).length - 1;
+  if (count !== 1) {
+    console.error(
+      `mutations: "${m.name}": mutation target ${count === 0 ? "not found" : `found ${count} times`} in ` +
+        `${m.file}:\n  ${m.search}\n  (src/ changed shape: update the entry in scripts/mutations.mjs)`,
+    );
+    broken = true;
+  }
+}
+if (broken) process.exit(1);
+
+const scratch = mkdtempSync(join(tmpdir(), "wsport-mutants-"));
+cpSync(root, scratch, {
+  recursive: true,
+  filter: (source) => !/\/(node_modules|\.git|\.bench)$/.test(source),
+});
+symlinkSync(realpathSync(join(root, "node_modules")), join(scratch, "node_modules"));
+
+/** Runs scripts/test.mjs in the scratch copy; resolves with its JSON result and log. */
+function runSuite(files, filter, label) {
+  const json = join(scratch, `.result-${label}.json`);
+  const log = join(scratch, `.log-${label}.txt`);
+  const argv = [
+    join(scratch, "scripts", "test.mjs"),
+    "--phase-limit=240",
+    "--test-limit=90",
+    `--json=${json}`,
+    ...(filter ? [`--filter=${filter}`] : []),
+    ...files,
+  ];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, argv, { cwd: scratch, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk) => output += chunk);
+    child.stderr.on("data", (chunk) => output += chunk);
+    child.on("close", (code) => {
+      writeFileSync(log, output);
+      let result;
+      try {
+        result = JSON.parse(readFileSync(json, "utf8"));
+      } catch {
+        result = undefined;
+      }
+      resolve({ code, result, log });
+    });
+  });
+}
+
+const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+const started = Date.now();
+let exitCode = 0;
+try {
+  // The unmutated copy must pass what the mutations run, or a "caught" would mean nothing.
+  const baselineFiles = [...new Set(selected.flatMap((m) => m.tests))].sort();
+  console.log(`mutations: baseline (unmutated) over ${baselineFiles.join(" ")}`);
+  const baseline = await runSuite(baselineFiles, undefined, "baseline");
+  const baselinePassed = baseline.code === 0;
+  if (baselinePassed) {
+    console.log(`mutations: baseline passed (${baseline.result.passed} passed) in ${elapsed(started)}`);
+  } else {
+    console.log(`mutations: the unmutated copy fails, so no mutation can be judged; see ${baseline.log}`);
+    exitCode = 1;
+  }
+
+  const survivors = [];
+  for (const m of baselinePassed ? selected : []) {
+    const runtimes = m.runtimes ?? ["deno", "bun"];
+    const path = join(scratch, m.file);
+    const original = readFileSync(path, "utf8");
+    writeFileSync(path, original.replace(m.search, m.replace));
+    const start = Date.now();
+    const { result, log } = await runSuite(m.tests, m.filter, slug(m.name));
+    writeFileSync(path, original);
+    const verdicts = runtimes.map((runtime) => {
+      const phase = result?.phases.find((p) => p.runtime === runtime);
+      const failures = phase ? phase.failed + phase.problems.length : 0;
+      const first = phase?.failures[0] ?? phase?.problems[0];
+      return { runtime, caught: failures > 0, first };
+    });
+    const caught = verdicts.every((v) => v.caught);
+    const declared = m.runtimes ? ` [${m.runtimes.join(", ")} only: ${m.why}]` : "";
+    console.log(`${caught ? "caught  " : "SURVIVED"} ${m.name} (${elapsed(start)})${declared}`);
+    for (const v of verdicts) {
+      console.log(`         ${v.runtime}: ${v.caught ? `failed: ${v.first}` : `passed (log: ${log})`}`);
+    }
+    if (!caught) survivors.push(m.name);
+  }
+  if (baselinePassed) {
+    console.log(
+      `\nmutations: ${selected.length - survivors.length} of ${selected.length} caught on every runtime ` +
+        `they apply to, in ${elapsed(started)}`,
+    );
+  }
+  if (survivors.length > 0) {
+    console.log(`mutations: survived: ${survivors.join("; ")}`);
+    exitCode = 1;
+  }
+} finally {
+  if (keep || exitCode !== 0) console.log(`mutations: scratch copy and logs kept in ${scratch}`);
+  else rmSync(scratch, { recursive: true, force: true });
+}
+process.exit(exitCode);
+
+function elapsed(since) {
+  const seconds = Math.round((Date.now() - since) / 1000);
+  return seconds >= 60 ? `${Math.floor(seconds / 60)} min ${seconds % 60} s` : `${seconds} s`;
+}
