@@ -429,7 +429,9 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /**
    * Publishes to a topic's subscribers on this server and, through the
-   * server's backend, on every process sharing it.
+   * server's backend, on every process sharing it. Resolves as
+   * `server.publish` does (on the next turn once the current one has run for
+   * 10 ms).
    */
   publish(topic: string, data: OutgoingData, options?: PublishOptions): Promise<PublishResult> {
     return this.#requireTopics().publish(topic, data, options?.exceptSelf ? this as Connection : undefined);

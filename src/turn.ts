@@ -61,11 +61,10 @@ export function yieldIfTurnIsLong(): Promise<void> | undefined {
   if (performance.now() - startedAt <= TURN_BUDGET_MS) return undefined;
   if (!ended) {
     ended = Promise.withResolvers<void>();
-    // The turn's timer is overdue by now. A timer that is due before the loop
-    // gets to it lets Deno run it without polling the network (its scheduler
-    // polls only when it has to wait, or every 61 tasks: 600 ms of 10 ms
-    // turns), so the turn ends on a timer scheduled now, which the runtime
-    // waits for (about 1 ms), reading and writing sockets meanwhile.
+    // The turn's timer is overdue by now, and Deno runs a timer that is due
+    // (or a setImmediate) without polling the network first: a loop yielding
+    // that way left other sockets unread for 0.4–1.5 s. A timer scheduled now
+    // makes the runtime wait for it (about 1 ms), serving sockets meanwhile.
     clearTimeout(timer);
     timer = setTimeout(endTurn, 0);
   }
