@@ -110,7 +110,7 @@ function queueCost(message: Message): number {
  * every this many calls, counted over all connections: reading it costs more
  * than the rest of a send that does not wait.
  */
-const SENDS_PER_CLOCK_CHECK = 16;
+const SENDS_PER_CLOCK_CHECK = 64;
 let sendsSinceClockCheck = 0;
 
 /**
