@@ -10,15 +10,22 @@ import type { OutgoingData } from "./transport.ts";
 export interface BroadcastResult {
   /** Connections the message was handed to. */
   sent: number;
-  /** Connections skipped: closing or closed, or over their write limit (a slow peer). */
+  /** Connections skipped: closing or closed, or slow (over their write limit since an earlier turn). */
   skipped: number;
 }
 
 /**
- * Sends `data` to every connection that is open and below its write limit,
- * without awaiting any of them; skips the others and counts them. It never
- * throws because of one bad peer: a slow client misses messages instead of
- * making the server buffer without bound (as in Python's websockets).
+ * Sends `data` to every connection that is open and not slow, without
+ * awaiting any of them; skips the others and counts them. It never throws
+ * because of one bad peer: a slow client misses messages instead of making
+ * the server buffer without bound (as in Python's websockets).
+ *
+ * A peer is slow when what it had buffered before the current turn of the
+ * event loop is over its `writeLimit.high` (see
+ * {@linkcode Connection.trySend}): a burst of broadcasts in one synchronous
+ * loop reaches every peer that drains between turns, on Deno (which writes
+ * only between turns) as on Bun. A peer that is never skipped holds at most
+ * `writeLimit.high` plus one turn's burst (and never more than 16 MiB).
  *
  * @example Send to everyone connected
  * ```ts

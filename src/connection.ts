@@ -14,9 +14,10 @@ import {
   quietReject,
 } from "./errors.ts";
 import type { ServerCounters } from "./counters.ts";
-import type { ResolvedLimits } from "./options.ts";
+import { burstLimit, QUEUE_OVERHEAD, queueBudget, type ResolvedLimits } from "./options.ts";
 import { type RequestCopy, requestFromCopy } from "./request_copy.ts";
 import type { Message, OutgoingData, Transport } from "./transport.ts";
+import { currentTurn, yieldIfTurnIsLong } from "./turn.ts";
 
 /** Where a peer connected from. */
 export interface RemoteAddress {
@@ -107,10 +108,17 @@ function textExceeds(text: string, max: number): boolean {
 }
 
 /** Bytes a queued message is counted for: its payload plus a fixed overhead. */
-const QUEUE_OVERHEAD = 64;
 function queueCost(message: Message): number {
   return (typeof message === "string" ? message.length : message.byteLength) + QUEUE_OVERHEAD;
 }
+
+/**
+ * `send()` reads the clock (to yield once the turn has run too long) only
+ * every this many calls, counted over all connections: reading it costs more
+ * than the rest of a send that does not wait.
+ */
+const SENDS_PER_CLOCK_CHECK = 64;
+let sendsSinceClockCheck = 0;
 
 /**
  * Connections whose `send()` waits for a drain the runtime does not signal.
@@ -204,6 +212,10 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   #resolveNext: ((value: unknown) => void) | undefined;
   #rejectNext: ((error: unknown) => void) | undefined;
   #nextIterates = false;
+  /** The turn (see turn.ts) of this connection's last `trySend`. */
+  #sendTurn = -1;
+  /** What was buffered at this connection's first `trySend` in `#sendTurn`: what earlier turns left. */
+  #bufferedBeforeTurn = 0;
   /** Senders waiting for the buffer to drain. */
   #drainWaiters: PromiseWithResolvers<void>[] | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -373,21 +385,46 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
    * drained to `writeLimit.low`. Rejects with {@linkcode ConnectionClosed} if
    * the connection is or becomes closed; a send that is not awaited never
    * causes an unhandled rejection.
+   *
+   * Once the current turn of the event loop has run for more than 10 ms, a
+   * send that need not wait resolves on the next turn instead of at once: a
+   * loop such as `while (true) await ws.send(chunk)` to a peer that keeps up
+   * (on Bun, whose buffer then never fills) lets other connections be served
+   * every 10 ms instead of holding the event loop.
    */
   send(data: OutgoingData): Promise<void> {
     if (this.#state !== OPEN) return quietReject(this.#closedError());
     this.#transport.send(data);
-    if (this.#transport.bufferedAmount <= this.#context.limits.writeHigh) return RESOLVED;
-    return this.#waitForDrain();
+    if (this.#transport.bufferedAmount > this.#context.limits.writeHigh) return this.#waitForDrain();
+    if (++sendsSinceClockCheck < SENDS_PER_CLOCK_CHECK) return RESOLVED;
+    sendsSinceClockCheck = 0;
+    return yieldIfTurnIsLong() ?? RESOLVED;
   }
 
   /**
-   * Sends without waiting, if the connection is open and below its write
-   * limit; returns `false` and sends nothing otherwise. This is what
+   * Sends without waiting unless the peer is slow; returns `false` and sends
+   * nothing if it is slow or the connection is not open. This is what
    * {@linkcode broadcast} and topic delivery use for each peer.
+   *
+   * Slow means that what the peer had buffered before the current turn of the
+   * event loop is over `writeLimit.high`: it has not drained what earlier
+   * turns gave it. What the current turn itself queues does not count, so a
+   * burst sent in one synchronous loop reaches every peer that keeps up
+   * (Deno writes to the network only between turns; Bun at once), the same
+   * on every runtime. A peer that is never skipped therefore holds at most
+   * `writeLimit.high` plus one turn's burst, and never more than 16 MiB (or
+   * 4 × `writeLimit.high`, if larger) even within one turn.
    */
   trySend(data: OutgoingData): boolean {
-    if (this.#state !== OPEN || this.#transport.bufferedAmount > this.#context.limits.writeHigh) return false;
+    if (this.#state !== OPEN) return false;
+    const buffered = this.#transport.bufferedAmount;
+    const turn = currentTurn();
+    if (this.#sendTurn !== turn) {
+      this.#sendTurn = turn;
+      this.#bufferedBeforeTurn = buffered;
+    }
+    const writeHigh = this.#context.limits.writeHigh;
+    if (this.#bufferedBeforeTurn > writeHigh || buffered > burstLimit(writeHigh)) return false;
     this.#transport.send(data);
     return true;
   }
@@ -423,7 +460,9 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /**
    * Publishes to a topic's subscribers on this server and, through the
-   * server's backend, on every process sharing it.
+   * server's backend, on every process sharing it. Resolves as
+   * `server.publish` does (on the next turn once the current one has run for
+   * 10 ms).
    */
   publish(topic: string, data: OutgoingData, options?: PublishOptions): Promise<PublishResult> {
     return this.#requireTopics().publish(topic, data, options?.exceptSelf ? this as Connection : undefined);
@@ -518,11 +557,11 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
       resolve(iterating ? { done: false, value: message } : message);
       return;
     }
-    // The queue may hold as much memory as maxQueue messages of maxMessageSize
-    // bytes: the bound of Python's websockets, which pauses reading there.
-    // Neither runtime can pause, so past it the connection is closed instead.
+    // maxQueue messages of maxMessageSize always fit: the bound of Python's websockets,
+    // which pauses reading there. Neither runtime can pause, so past it the connection
+    // is closed instead. Bytes, not a count, so that many small messages fit too.
     const queuedBytes = this.#queuedBytes + queueCost(message);
-    if (queuedBytes > limits.maxQueue * limits.maxMessageSize) {
+    if (queuedBytes > queueBudget(limits)) {
       return this.#closeForLimit(1013, "message queue full", "queueOverflow");
     }
     this.#queuedBytes = queuedBytes;

@@ -25,17 +25,21 @@ export interface LimitOptions {
    */
   maxMessageSize?: number;
   /**
-   * Bounds the received messages waiting for the handler to read them: they
-   * may hold as much memory as `maxQueue` messages of `maxMessageSize` bytes
-   * (each message counted as its size plus 64 bytes). That is the bound of
-   * Python's websockets, which pauses reading there; neither Deno nor Bun can
-   * pause reading a WebSocket, so past it the connection is closed with 1013
-   * (try again later), the message is dropped and counted, and the messages
-   * already queued can still be read. A pipelining client of small messages
-   * is never cut off; a handler that stops reading costs at most this much.
-   * (Deno assembles each message, any frame under 64 MiB and fragmented
-   * messages without limit, before wsport can check its size: on Deno a
-   * public server needs a size-limiting proxy in front.) Default 16.
+   * Bounds the received messages waiting for the handler to read them, as
+   * Python's websockets does: `maxQueue` messages of up to `maxMessageSize`
+   * bytes always fit. The bound is a byte budget, not a count, so that a
+   * client pipelining many small messages is never cut off: each queued
+   * message is charged its size (bytes for binary, UTF-16 code units for text,
+   * never more than its UTF-8 size) plus 64 bytes, and the queue may hold
+   * `maxQueue × (maxMessageSize + 64)` charged bytes per connection (16 MiB +
+   * 1 KiB with the defaults; a JavaScript string stores one or two bytes per
+   * code unit). Python pauses reading there; neither Deno nor Bun can pause
+   * reading a WebSocket, so the message that would pass the budget closes the
+   * connection with 1013 (try again later), is dropped and counted, and the
+   * messages already queued can still be read. (Deno assembles each message,
+   * any frame under 64 MiB and fragmented messages without limit, before
+   * wsport can check its size: on Deno a public server needs a size-limiting
+   * proxy in front.) Default 16.
    */
   maxQueue?: number;
   /**
@@ -71,6 +75,24 @@ export interface ResolvedLimits {
   idleTimeout: number;
   /** See {@linkcode LimitOptions.closeTimeout}. */
   closeTimeout: number;
+}
+
+/** What each message in the receive queue is charged on top of its size, in bytes. */
+export const QUEUE_OVERHEAD = 64;
+
+/** The receive queue's byte budget: `maxQueue` messages of `maxMessageSize` always fit. */
+export function queueBudget(limits: ResolvedLimits): number {
+  return limits.maxQueue * (limits.maxMessageSize + QUEUE_OVERHEAD);
+}
+
+/**
+ * The most a connection's outgoing buffer may hold before `broadcast()` and
+ * topic delivery skip it even within one turn of the event loop: 16 MiB, or
+ * 4 × `writeLimit.high` if that is more. Bun's native topic fan-out drops
+ * messages past the same bound (its `backpressureLimit`).
+ */
+export function burstLimit(writeHigh: number): number {
+  return Math.max(16 * 1024 * 1024, 4 * writeHigh);
 }
 
 /** The defaults, named so documentation and tests can refer to them. */

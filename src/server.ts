@@ -436,7 +436,10 @@ export class WebSocketServer<Data = unknown> {
    * through the `pubsub` backend, on every process sharing it. Resolves once
    * the backend took the message; rejects with `PublishError` if it failed
    * (local delivery has happened; the failure is also counted and reported
-   * to `onError`, so an unawaited publish never crashes the server).
+   * to `onError`, so an unawaited publish never crashes the server). Without
+   * a backend it resolves at once, or on the next turn of the event loop once
+   * the current one has run for 10 ms: a loop of awaited publishes lets other
+   * connections be served.
    */
   publish(
     topic: string,

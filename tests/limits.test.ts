@@ -55,7 +55,7 @@ test("maxMessageSize counts UTF-8 bytes, not characters", async () => {
   assert.equal((await client.closed).code, 1009);
 });
 
-test("maxQueue: past maxQueue × maxMessageSize bytes the connection closes with 1013; queued messages stay readable", async () => {
+test("maxQueue: past maxQueue × (maxMessageSize + 64) bytes the connection closes with 1013; queued messages stay readable", async () => {
   const release = Promise.withResolvers<void>();
   const outcome = Promise.withResolvers<{ read: string[]; error: unknown }>();
   await using server = startServer(async (ws) => {
@@ -67,7 +67,7 @@ test("maxQueue: past maxQueue × maxMessageSize bytes the connection closes with
     } catch (error) {
       outcome.resolve({ read, error });
     }
-  }, { maxQueue: 4, maxMessageSize: 1000 }); // a budget of 4,000 bytes
+  }, { maxQueue: 4, maxMessageSize: 1000 }); // a budget of 4 × 1,064 bytes
   const client = await TestClient.open(server.url);
   // Each message counts 900 + 64 bytes: four fit, the fifth does not. (A peer that goes on
   // sending after the close frame makes Deno drop TCP, so it would see 1006: see the README.)

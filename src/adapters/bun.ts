@@ -10,7 +10,7 @@
  */
 import type { Adapter, PendingUpgrade } from "../adapter.ts";
 import { Connection } from "../connection.ts";
-import type { ResolvedLimits } from "../options.ts";
+import { burstLimit, type ResolvedLimits } from "../options.ts";
 import type { OutgoingData, Transport } from "../transport.ts";
 import type {
   BunGlobal,
@@ -79,8 +79,8 @@ export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandle
     idleTimeout: Math.min(960, Math.ceil(limits.idleTimeout / 1000)),
     sendPings: true,
     // wsport's writeLimit governs send(); this bound only caps what native topic
-    // delivery may queue for a slow subscriber (Bun drops past it).
-    backpressureLimit: Math.max(16 * 1024 * 1024, 4 * limits.writeHigh),
+    // delivery may queue for a slow subscriber (Bun drops past it), as trySend does.
+    backpressureLimit: burstLimit(limits.writeHigh),
     closeOnBackpressureLimit: false,
     perMessageDeflate: false,
     open(ws) {

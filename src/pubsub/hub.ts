@@ -10,8 +10,19 @@ import type { ServerCounters } from "../counters.ts";
 import type { Message, NativeTopics, OutgoingData } from "../transport.ts";
 import type { PubSubBackend } from "./backend.ts";
 import { broadcast } from "../broadcast.ts";
+import { yieldIfTurnIsLong } from "../turn.ts";
 
 const NO_DELIVERY: PublishResult = Object.freeze({ delivered: 0, skipped: 0 });
+
+/**
+ * The result of a publish that involved no backend: at once, or on the next
+ * turn of the event loop once this one has run long, so that a loop of
+ * `await publish()` lets the runtime write and other connections run.
+ */
+function resultSoon(local: PublishResult): Promise<PublishResult> {
+  const turnEnded = yieldIfTurnIsLong();
+  return turnEnded ? turnEnded.then(() => local) : Promise.resolve(local);
+}
 
 /** A publish whose local delivery happened but whose backend failed. */
 export class PublishError extends Error {
@@ -86,14 +97,14 @@ export class TopicHub implements Topics {
     const local = this.#deliverLocally(topic, data, except);
     this.#counters.pubsub.published++;
     const backend = this.#backend;
-    if (!backend) return Promise.resolve(local);
+    if (!backend) return resultSoon(local);
     let sent;
     try {
       sent = backend.publish(topic, toMessage(data));
     } catch (error) {
       return this.#failed(topic, local, error);
     }
-    if (!(sent instanceof Promise)) return Promise.resolve(local);
+    if (!(sent instanceof Promise)) return resultSoon(local);
     const result = sent.then(() => local, (error) => {
       throw this.#failure(topic, local, error);
     });
@@ -120,7 +131,8 @@ export class TopicHub implements Topics {
     if (!set) return NO_DELIVERY;
     const native = this.native;
     if (native) {
-      // Bun fans out in C++; a subscriber past Bun's backpressure limit misses the message there.
+      // Bun fans out in C++; a subscriber past Bun's backpressure limit (burstLimit: 16 MiB by
+      // default) misses the message there. The turn rule of trySend does not apply.
       if (except?.transport.publishExceptSelf && set.has(except)) {
         except.transport.publishExceptSelf(topic, data);
         return { delivered: set.size - 1, skipped: 0 };
