@@ -151,6 +151,8 @@ class Extras {
   moreWaiters: Waiter[] | undefined = undefined;
   /** Bun's drain safety poll. */
   drainTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Whether reading is paused because the queue is full (transports with `pause`). */
+  paused = false;
 }
 
 /**
@@ -288,6 +290,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     if (this.#queue?.length) {
       const value = this.#queue.shift()!;
       this.#queuedBytes -= queueCost(value);
+      if (this.#extras?.paused) this.#resumeIfDrained();
       return Promise.resolve(iterating ? { done: false, value } : value);
     }
     if (this.#closeInfo) return this.#settleAfterClose(iterating);
@@ -489,13 +492,30 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     }
     // The queue may hold as much memory as maxQueue messages of maxMessageSize
     // bytes: the bound of Python's websockets, which pauses reading there.
-    // Neither runtime can pause, so past it the connection is closed instead.
+    // Where the transport cannot pause, past it the connection is closed instead.
+    const budget = limits.maxQueue * limits.maxMessageSize;
     const queuedBytes = this.#queuedBytes + queueCost(message);
-    if (queuedBytes > limits.maxQueue * limits.maxMessageSize) {
+    const pausable = this.#transport.pause !== undefined;
+    if (!pausable && queuedBytes > budget) {
       return this.#closeForLimit(1013, "message queue full", "queueOverflow");
     }
     this.#queuedBytes = queuedBytes;
-    (this.#queue ??= []).push(message);
+    const queue = this.#queue ??= [];
+    queue.push(message);
+    if (pausable && (queue.length >= limits.maxQueue || queuedBytes >= budget) && !this.#extras?.paused) {
+      // Hold the peer back by TCP until the handler catches up (what was read already still arrives).
+      this.#more.paused = true;
+      this.#transport.pause!();
+    }
+  }
+
+  /** Resumes reading once the queue is down to a quarter of maxQueue (Python's low-water mark). */
+  #resumeIfDrained(): void {
+    const limits = this.#context.limits;
+    if (this.#queue!.length > limits.maxQueue >> 2) return;
+    if (this.#queuedBytes > (limits.maxQueue * limits.maxMessageSize) / 4) return;
+    this.#extras!.paused = false;
+    if (this.#state !== CLOSED) this.#transport.resume?.();
   }
 
   /**

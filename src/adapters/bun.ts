@@ -77,7 +77,7 @@ export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandle
     // delivery may queue for a slow subscriber (Bun drops past it).
     backpressureLimit: Math.max(16 * 1024 * 1024, 4 * limits.writeHigh),
     closeOnBackpressureLimit: false,
-    perMessageDeflate: false,
+    perMessageDeflate: limits.compression,
     open(ws) {
       ws.binaryType = "uint8array";
       // (Bun may run the close handler from inside accept: it finds the connection on the upgrade.)
