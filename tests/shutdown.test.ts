@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import { type Connection, serve } from "../mod.ts";
 import { delay, startServer, TestClient, waitFor, within } from "./helpers.ts";
 import { rawRequest, rawWebSocket } from "./raw.ts";
+import { runArgs } from "./runtime.ts";
 
 const echo = async (ws: Connection) => {
   for await (const message of ws) await ws.send(message);
@@ -121,7 +122,7 @@ test(
   { timeout: 30_000 },
   async () => {
     const fixture = new URL("./fixtures/shutdown_exit.ts", import.meta.url).pathname;
-    const args = "Bun" in globalThis ? [fixture] : ["run", "-A", fixture];
+    const args = runArgs(fixture);
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
     let output = "";
     child.stdout.on("data", (chunk) => output += chunk);

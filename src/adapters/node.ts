@@ -181,6 +181,8 @@ class WsTransport implements Transport {
   readonly compressing: boolean;
   /** Why ws failed the connection, if it did. */
   error: (Error & { code?: string }) | undefined;
+  /** Whether reading is paused (a pong cannot be read then: the idle sweep leaves it alone). */
+  paused = false;
 
   constructor(ws: WsSocket, socket: Duplex, listener: WsListener) {
     this.ws = ws;
@@ -216,9 +218,12 @@ class WsTransport implements Transport {
     return this.ws.bufferedAmount;
   }
   pause(): void {
+    this.paused = true;
     this.ws.pause();
   }
   resume(): void {
+    this.paused = false;
+    this.idle = ACTIVE;
     this.ws.resume();
   }
 }
@@ -252,7 +257,10 @@ function onClose(this: WsSocket, code: number, reason: Buffer): void {
     connection.handleLimitClose("idleTimeout");
     return connection.handleClose(1006, "no pong within idleTimeout");
   }
-  if (error?.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+  if (
+    error?.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH" ||
+    error?.code === "WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH"
+  ) {
     // Refused from the frame header: the peer got 1009 and nothing was buffered.
     connection.handleLimitClose("messageTooBig");
     return connection.handleClose(1009, "message too big");
@@ -480,7 +488,8 @@ class WsListener implements Listener {
    */
   #sweep(): void {
     for (const transport of this.transports) {
-      if (transport.ws.readyState !== 1) continue;
+      // A paused connection is waiting for its handler, not for its peer.
+      if (transport.ws.readyState !== 1 || transport.paused) continue;
       if (transport.idle === ACTIVE) transport.idle = SILENT;
       else if (transport.idle === SILENT) {
         transport.idle = PINGED;
@@ -564,6 +573,9 @@ class WsListener implements Listener {
     const { req, socket, head } = context;
     this.upgrading.delete(socket);
     socket.removeListener("error", noop);
+    // The core has validated the handshake (RFC 6455 §4.2.1), which allows "Upgrade: h2c, websocket";
+    // ws checks for the single token.
+    req.headers.upgrade = "websocket";
     let opened = false;
     current = pending;
     try {

@@ -30,6 +30,8 @@ const RUNTIMES = {
     "examples/chat/server.ts",
   ]],
   bun: [join(root, "node_modules", ".bin", "bun"), ["run", "examples/chat/server.ts"]],
+  // Node 24 runs the TypeScript example as it is (type stripping); Node 20 cannot.
+  node: [process.execPath, ["examples/chat/server.ts"]],
 };
 
 /** Asks the OS for a free TCP port on 127.0.0.1. */
@@ -192,8 +194,15 @@ async function chatInBrowser(runtime) {
   );
 }
 
-// Under `deno test` the chat runs on Deno, under `bun test` on Bun; under `node --test`, on both.
-const current = "Bun" in globalThis ? ["bun"] : "Deno" in globalThis ? ["deno"] : Object.keys(RUNTIMES);
+// Under `deno test` the chat runs on Deno, under `bun test` on Bun; under `node --test`, on Node if it
+// strips types (Node 24), else on Deno and Bun.
+const current = "Bun" in globalThis
+  ? ["bun"]
+  : "Deno" in globalThis
+  ? ["deno"]
+  : process.features?.typescript
+  ? ["node"]
+  : ["deno", "bun"];
 for (const runtime of current) {
   test(`chat example in chromium (${runtime})`, { timeout: TEST_TIMEOUT_MS }, () => chatInBrowser(runtime));
 }
