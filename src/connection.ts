@@ -468,9 +468,11 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /** Closes with a limit's code and counts it. */
   #closeForLimit(code: number, reason: string, counter: "messageTooBig" | "queueOverflow"): void {
-    this.#context.counters.closed[counter]++;
     this.#context.counters.droppedMessages++;
-    if (this.#state === OPEN) this.#startClosing(code, reason);
+    // Counted once per connection: messages the peer sends while the close is under way are only dropped.
+    if (this.#state !== OPEN) return;
+    this.#context.counters.closed[counter]++;
+    this.#startClosing(code, reason);
   }
 
   /** Adapter event: a message arrived. */
