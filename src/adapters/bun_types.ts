@@ -20,8 +20,8 @@ export interface BunServerWebSocket<T> {
   data: T;
   /** How binary messages are delivered. */
   binaryType: string;
-  /** Sends a frame: bytes sent, -1 if buffered, 0 if dropped. */
-  send(data: string | ArrayBuffer | ArrayBufferView): number;
+  /** Sends a frame (compressed if `compress` and permessage-deflate was negotiated): bytes sent, -1 if buffered, 0 if dropped. */
+  send(data: string | ArrayBuffer | ArrayBufferView, compress?: boolean): number;
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
   /** Drops TCP without a handshake. */
