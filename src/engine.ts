@@ -11,7 +11,7 @@
 import type { Adapter } from "./adapter.ts";
 import { bunAdapter } from "./adapters/bun.ts";
 import { denoAdapter } from "./adapters/deno.ts";
-import { wsAdapter } from "./adapters/node.ts";
+import { wsAdapter, wsResolvable } from "./adapters/node.ts";
 import { InvalidOption } from "./errors.ts";
 
 /**
@@ -64,9 +64,11 @@ export function serveAdapter(engine: Engine | undefined): Adapter {
       }
     }
     if (chosen === "native") return denoAdapter;
-    if (denoMayRead(deno, WS_VARIABLE)) return wsAdapter;
-    const advice =
-      `the ws engine needs --allow-env (or --allow-env=${WS_VARIABLE}), which ws reads when it loads`;
+    const resolvable = wsResolvable();
+    if (resolvable && denoMayRead(deno, WS_VARIABLE)) return wsAdapter;
+    const advice = resolvable
+      ? `the ws engine needs --allow-env (or --allow-env=${WS_VARIABLE}), which ws reads when it loads`
+      : 'the ws engine needs the npm package ws ("ws": "npm:ws@^8.18.0" in deno.json imports, or in package.json)';
     if (chosen === "ws") throw new InvalidOption(`wsport: ${advice}`);
     if (!warned) {
       warned = true;

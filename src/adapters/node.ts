@@ -71,6 +71,20 @@ function node(): Builtins {
 
 let wsModule: Promise<WsModule> | undefined;
 
+/**
+ * Whether `ws` can be imported from here (on Deno it must be in the import map
+ * or package.json of the project). Checked before `serve()` picks this engine:
+ * the import itself happens later, when the server listens.
+ */
+export function wsResolvable(): boolean {
+  try {
+    import.meta.resolve("ws");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Imports `ws` once. (On Deno it reads WS_NO_BUFFER_UTIL, which needs the env permission.) */
 function loadWs(): Promise<WsModule> {
   return wsModule ??= import("ws").then((module) => {
@@ -475,7 +489,9 @@ class WsListener implements Listener {
       });
       this.wss = wss;
     });
-    this.#ready.catch(noop);
+    this.#ready.catch((error) =>
+      console.error("wsport: the ws engine could not load the ws package:", error)
+    );
     if (limits.idleTimeout > 0) {
       this.#sweeper = setInterval(() => this.#sweep(), Math.max(50, limits.idleTimeout / 2));
     }
@@ -528,7 +544,7 @@ class WsListener implements Listener {
     if (this.wss) return this.#upgrade(req, socket, head);
     this.#ready.then(
       () => this.#upgrade(req, socket, head),
-      (error) => this.#failed(error, (response) => this.#answerUpgrade(socket, response)),
+      () => this.#answerUpgrade(socket, plainResponse(500, "Internal Server Error")),
     );
   }
 
