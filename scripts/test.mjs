@@ -80,14 +80,14 @@ function count(output, pattern) {
   return total;
 }
 
-/** The suite on Deno's native engine (Deno.serve + Deno.upgradeWebSocket); the phase above runs the ws engine. */
-async function denoNativePhase(files) {
+/** The suite on Deno's ws engine (node:http + ws); the phase above runs Deno's default, native engine. */
+async function denoWsPhase(files) {
   const deno = await run(bin("deno"), ["test", "-A", "--no-check", ...files], {
-    WSPORT_DENO_ENGINE: "native",
+    WSPORT_DENO_ENGINE: "ws",
   });
   const passed = count(deno.output, /\| (\d+) passed/g);
   const failed = count(deno.output, /\| (\d+) failed/g) || (deno.code !== 0 ? 1 : 0);
-  return { runtime: "deno (native engine)", passed, failed };
+  return { runtime: "deno (ws engine)", passed, failed };
 }
 
 /**
@@ -126,12 +126,8 @@ const results = [];
 const deno = await run(bin("deno"), ["test", "-A", "--no-check", ...files]);
 const denoPassed = count(deno.output, /\| (\d+) passed/g);
 const denoFailed = count(deno.output, /\| (\d+) failed/g);
-results.push({
-  runtime: "deno (ws engine)",
-  passed: denoPassed,
-  failed: denoFailed || (deno.code !== 0 ? 1 : 0),
-});
-results.push(await denoNativePhase(files));
+results.push({ runtime: "deno", passed: denoPassed, failed: denoFailed || (deno.code !== 0 ? 1 : 0) });
+results.push(await denoWsPhase(files));
 
 const bunFiles = files.map((file) => (file.startsWith(".") || file.startsWith("/") ? file : `./${file}`));
 const bun = await run(bin("bun"), ["test", "--timeout", "60000", ...bunFiles]);

@@ -1,7 +1,7 @@
 /**
- * Which engine `serve()` runs on: Bun's own, Deno's own ("native"), or the ws
- * engine (`node:http` and the `ws` package), which is Node's only engine and
- * Deno's default.
+ * Which engine `serve()` runs on: Bun's own, Deno's own ("native", Deno's
+ * default), or the ws engine (`node:http` and the `ws` package), which is
+ * Node's only engine and Deno's other one.
  *
  * Kept apart from `runtime.ts` (what `createServer()` embeds with) so that the
  * ws engine is not in the module graph of the Workers and Hono entry points.
@@ -36,8 +36,6 @@ function denoMayRead(deno: DenoPermissions, variable: string): boolean {
   return deno.permissions.querySync({ name: "env", variable }).state === "granted";
 }
 
-let warned = false;
-
 /** Returns the adapter `serve()` uses for `engine` on this runtime. */
 export function serveAdapter(engine: Engine | undefined): Adapter {
   if (engine !== undefined && engine !== "ws" && engine !== "native") {
@@ -63,21 +61,20 @@ export function serveAdapter(engine: Engine | undefined): Adapter {
         chosen = value;
       }
     }
-    if (chosen === "native") return denoAdapter;
-    const resolvable = wsResolvable();
-    if (resolvable && denoMayRead(deno, WS_VARIABLE)) return wsAdapter;
-    const advice = resolvable
-      ? `the ws engine needs --allow-env (or --allow-env=${WS_VARIABLE}), which ws reads when it loads`
-      : 'the ws engine needs the npm package ws ("ws": "npm:ws@^8.18.0" in deno.json imports, or in package.json)';
-    if (chosen === "ws") throw new InvalidOption(`wsport: ${advice}`);
-    if (!warned) {
-      warned = true;
-      console.warn(
-        `wsport: using Deno's native WebSocket engine: ${advice}. ` +
-          `Pass engine: "native" to choose it and silence this warning.`,
+    // Deno's native engine stays the default until the bench shows the ws engine faster there
+    // (README, "Engines"); the ws engine is one option or one variable away.
+    if (chosen !== "ws") return denoAdapter;
+    if (!wsResolvable()) {
+      throw new InvalidOption(
+        'wsport: the ws engine needs the npm package ws ("ws": "npm:ws@^8.18.0" in deno.json imports, or in package.json)',
       );
     }
-    return denoAdapter;
+    if (!denoMayRead(deno, WS_VARIABLE)) {
+      throw new InvalidOption(
+        `wsport: the ws engine needs --allow-env (or --allow-env=${WS_VARIABLE}), which ws reads when it loads`,
+      );
+    }
+    return wsAdapter;
   }
   const process = (globalThis as { process?: { versions?: { node?: string } } }).process;
   if (process?.versions?.node) {

@@ -21,12 +21,12 @@ export interface ServeOptions<Data = unknown> extends ServerOptions<Data> {
   onListen?(addr: ListenAddress): void;
   /**
    * The WebSocket engine. `"ws"` (node:http and the `ws` package) is Node's
-   * engine and Deno's default: it bounds memory against any peer, pauses
+   * engine and an option on Deno: it bounds memory against any peer, pauses
    * reading when the handler falls behind, and can compress. `"native"` is the
-   * runtime's own (`Deno.serve` and `Deno.upgradeWebSocket`; Bun's, its only
-   * one). On Deno the `WSPORT_DENO_ENGINE` environment variable sets the
-   * default, and the ws engine needs `--allow-env` (ws reads
-   * `WS_NO_BUFFER_UTIL`): without it serve() warns and runs natively.
+   * runtime's own (`Deno.serve` and `Deno.upgradeWebSocket`, Deno's default;
+   * Bun's, its only one). On Deno the `WSPORT_DENO_ENGINE` environment
+   * variable sets the default, and the ws engine needs `--allow-env` (ws reads
+   * `WS_NO_BUFFER_UTIL`) and `ws` in the import map or package.json.
    * Ignored when `adapter` is given.
    */
   engine?: Engine;
@@ -79,7 +79,7 @@ export class Server<Data = unknown> extends WebSocketServer<Data> {
 
 /**
  * Starts a WebSocket server on Node, Deno or Bun, whichever runs it (on
- * Deno and Node over the ws engine unless `engine: "native"` is asked for).
+ * Node over the ws engine; on Deno too with `engine: "ws"`).
  *
  * `handler` serves every path; a {@linkcode Routes} object instead serves
  * each path pattern with its own handler (`ws.params` holds the matched
