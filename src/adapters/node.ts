@@ -229,7 +229,9 @@ class WsTransport implements Transport {
     return true;
   }
   get bufferedAmount(): number {
-    return this.ws.bufferedAmount;
+    // A destroyed socket has dropped what it held: none of it was written, so a waiting send()
+    // must not see an empty buffer in the moment before the close event reaches the connection.
+    return this.socket.destroyed ? Infinity : this.ws.bufferedAmount;
   }
   pause(): void {
     this.paused = true;
