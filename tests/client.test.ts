@@ -18,9 +18,9 @@ import { delay, startServer, waitFor, within } from "./helpers.ts";
 import { runtime } from "./runtime.ts";
 
 /** Node's WebSocket does not tell the client the status of a refused handshake. */
-const noStatus = runtime === "node" ? "Node's WebSocket does not report the handshake status" : false;
+const noStatus = runtime === "node" ? "Node's WebSocket does not report the handshake status" : "";
 /** Node's WebSocket (undici) opens a second TCP connection after close() during the open, and closes it. */
-const reopens = runtime === "node" ? "Node's WebSocket reconnects once after close() during the open" : false;
+const reopens = runtime === "node" ? "Node's WebSocket reconnects once after close() during the open" : "";
 
 const echo = async (ws: Connection) => {
   for await (const message of ws) await ws.send(message);
@@ -179,45 +179,35 @@ test("maxMessageSize applies to what the client receives: 1009, and the message 
   );
 });
 
-test(
-  "openTimeout: a server that accepts TCP and never answers rejects with TimeoutError and the socket is closed",
-  {
-    skip: reopens,
-  },
-  async () => {
-    await using listener = await silentListener();
-    const started = performance.now();
-    const error = await rejection(connect(`ws://127.0.0.1:${listener.port}/`, { openTimeout: 300 }));
-    const elapsed = performance.now() - started;
-    assert.ok(error instanceof DOMException, String(error));
-    assert.equal(error.name, "TimeoutError");
-    assert.ok(elapsed >= 250 && elapsed < 3000, `rejected after ${elapsed} ms`);
-    await waitFor(() => listener.closedSockets() === 1, 5000, "the client to close its TCP connection");
-  },
-);
+test("openTimeout: a server that accepts TCP and never answers rejects with TimeoutError and the socket is closed", async (t) => {
+  if (reopens) return t.skip(reopens);
+  await using listener = await silentListener();
+  const started = performance.now();
+  const error = await rejection(connect(`ws://127.0.0.1:${listener.port}/`, { openTimeout: 300 }));
+  const elapsed = performance.now() - started;
+  assert.ok(error instanceof DOMException, String(error));
+  assert.equal(error.name, "TimeoutError");
+  assert.ok(elapsed >= 250 && elapsed < 3000, `rejected after ${elapsed} ms`);
+  await waitFor(() => listener.closedSockets() === 1, 5000, "the client to close its TCP connection");
+});
 
-test(
-  "signal: aborting before the open rejects with its reason and closes the socket; an aborted one never connects",
-  {
-    skip: reopens,
-  },
-  async () => {
-    await using listener = await silentListener();
-    const controller = new AbortController();
-    const pending = connect(`ws://127.0.0.1:${listener.port}/`, { signal: controller.signal });
-    await waitFor(() => listener.heads.length === 1, 5000, "the handshake request");
-    const reason = new Error("changed my mind");
-    controller.abort(reason);
-    assert.equal(await rejection(pending), reason);
-    await waitFor(() => listener.closedSockets() === 1, 5000, "the client to close its TCP connection");
+test("signal: aborting before the open rejects with its reason and closes the socket; an aborted one never connects", async (t) => {
+  if (reopens) return t.skip(reopens);
+  await using listener = await silentListener();
+  const controller = new AbortController();
+  const pending = connect(`ws://127.0.0.1:${listener.port}/`, { signal: controller.signal });
+  await waitFor(() => listener.heads.length === 1, 5000, "the handshake request");
+  const reason = new Error("changed my mind");
+  controller.abort(reason);
+  assert.equal(await rejection(pending), reason);
+  await waitFor(() => listener.closedSockets() === 1, 5000, "the client to close its TCP connection");
 
-    const aborted = AbortSignal.abort(new Error("already"));
-    const error = await rejection(connect(`ws://127.0.0.1:${listener.port}/`, { signal: aborted }));
-    assert.equal((error as Error).message, "already");
-    await delay(50);
-    assert.equal(listener.accepted(), 1);
-  },
-);
+  const aborted = AbortSignal.abort(new Error("already"));
+  const error = await rejection(connect(`ws://127.0.0.1:${listener.port}/`, { signal: aborted }));
+  assert.equal((error as Error).message, "already");
+  await delay(50);
+  assert.equal(listener.accepted(), 1);
+});
 
 test("signal: aborting after the open closes the connection with 1000", async () => {
   const serverSaw = Promise.withResolvers<CloseInfo>();
@@ -231,28 +221,25 @@ test("signal: aborting after the open closes the connection with 1000", async ()
   assert.equal((await within(serverSaw.promise, 5000, "server closed")).code, 1000);
 });
 
-test(
-  "a 401 or 404 answer rejects with InvalidHandshake carrying the status",
-  { skip: noStatus },
-  async () => {
-    await using server = startServer(echo, {
-      processRequest(request) {
-        const path = new URL(request.url).pathname;
-        if (path === "/private") return new Response("log in", { status: 401 });
-        if (path !== "/ok") return new Response("no such room", { status: 404 });
-      },
-    });
-    for (const [path, status] of [["/private", 401], ["/missing", 404]] as const) {
-      const error = await rejection(connect(server.url + path));
-      assert.ok(error instanceof InvalidHandshake, String(error));
-      // Deno and Bun both name the status in their error; Node and browsers do not.
-      assert.equal(error.status, status);
-      assert.match(error.message, new RegExp(`answered ${status}`));
-    }
-    const ok = await connect(server.url + "/ok");
-    await ok.close();
-  },
-);
+test("a 401 or 404 answer rejects with InvalidHandshake carrying the status", async (t) => {
+  if (noStatus) return t.skip(noStatus);
+  await using server = startServer(echo, {
+    processRequest(request) {
+      const path = new URL(request.url).pathname;
+      if (path === "/private") return new Response("log in", { status: 401 });
+      if (path !== "/ok") return new Response("no such room", { status: 404 });
+    },
+  });
+  for (const [path, status] of [["/private", 401], ["/missing", 404]] as const) {
+    const error = await rejection(connect(server.url + path));
+    assert.ok(error instanceof InvalidHandshake, String(error));
+    // Deno and Bun both name the status in their error; Node and browsers do not.
+    assert.equal(error.status, status);
+    assert.match(error.message, new RegExp(`answered ${status}`));
+  }
+  const ok = await connect(server.url + "/ok");
+  await ok.close();
+});
 
 test("an unreachable server rejects with InvalidHandshake without a status", async () => {
   const port = await freePort();
@@ -444,9 +431,8 @@ test("reconnect(): shouldReconnect decides, and sees who closed", async () => {
   ]);
 });
 
-test("reconnect(): retries 503 with backoff, throws a 401; break closes the connection", {
-  skip: noStatus,
-}, async () => {
+test("reconnect(): retries 503 with backoff, throws a 401; break closes the connection", async (t) => {
+  if (noStatus) return t.skip(noStatus);
   let requests = 0;
   const serverSaw = Promise.withResolvers<CloseInfo>();
   await using server = startServer(async (ws) => {
