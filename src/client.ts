@@ -263,8 +263,9 @@ export async function connect(url: string | URL, options: ConnectOptions = {}): 
   const giveUp = (error: unknown) => {
     if (connection || gaveUp) return;
     gaveUp = true;
-    socket.close();
+    // Rejected before the close: Node's WebSocket fires its close event from inside close().
     opening.reject(error);
+    socket.close();
   };
   const onAbortBeforeOpen = () => giveUp(signal!.reason);
   signal?.addEventListener("abort", onAbortBeforeOpen, { once: true });

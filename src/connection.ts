@@ -166,6 +166,8 @@ class Extras {
   moreWaiters: Waiter[] | undefined = undefined;
   /** Bun's drain safety poll. */
   drainTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Whether reading is paused because the queue is full (transports with `pause`). */
+  paused = false;
 }
 
 /**
@@ -331,6 +333,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     if (this.#queue?.length) {
       const value = this.#queue.shift()!;
       this.#queuedBytes -= queueCost(value);
+      if (this.#extras?.paused) this.#resumeIfDrained();
       return Promise.resolve(iterating ? { done: false, value } : value);
     }
     if (this.#closeInfo) return this.#settleAfterClose(iterating);
@@ -535,9 +538,11 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
 
   /** Closes with a limit's code and counts it. */
   #closeForLimit(code: number, reason: string, counter: "messageTooBig" | "queueOverflow"): void {
-    this.#context.counters.closed[counter]++;
     this.#context.counters.droppedMessages++;
-    if (this.#state === OPEN) this.#startClosing(code, reason);
+    // Counted once per connection: messages the peer sends while the close is under way are only dropped.
+    if (this.#state !== OPEN) return;
+    this.#context.counters.closed[counter]++;
+    this.#startClosing(code, reason);
   }
 
   /** Adapter event: a message arrived. */
@@ -558,14 +563,31 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
       return;
     }
     // maxQueue messages of maxMessageSize always fit: the bound of Python's websockets,
-    // which pauses reading there. Neither runtime can pause, so past it the connection
+    // which pauses reading there. Where the transport cannot pause, past it the connection
     // is closed instead. Bytes, not a count, so that many small messages fit too.
+    const budget = queueBudget(limits);
     const queuedBytes = this.#queuedBytes + queueCost(message);
-    if (queuedBytes > queueBudget(limits)) {
+    const pausable = this.#transport.pause !== undefined;
+    if (!pausable && queuedBytes > budget) {
       return this.#closeForLimit(1013, "message queue full", "queueOverflow");
     }
     this.#queuedBytes = queuedBytes;
-    (this.#queue ??= []).push(message);
+    const queue = this.#queue ??= [];
+    queue.push(message);
+    if (pausable && (queue.length >= limits.maxQueue || queuedBytes >= budget) && !this.#extras?.paused) {
+      // Hold the peer back by TCP until the handler catches up (what was read already still arrives).
+      this.#more.paused = true;
+      this.#transport.pause!();
+    }
+  }
+
+  /** Resumes reading once the queue is down to a quarter of maxQueue (Python's low-water mark). */
+  #resumeIfDrained(): void {
+    const limits = this.#context.limits;
+    if (this.#queue!.length > limits.maxQueue >> 2) return;
+    if (this.#queuedBytes > queueBudget(limits) / 4) return;
+    this.#extras!.paused = false;
+    if (this.#state !== CLOSED) this.#transport.resume?.();
   }
 
   /**

@@ -59,6 +59,14 @@ export interface LimitOptions {
    * Default 10,000.
    */
   closeTimeout?: number;
+  /**
+   * Offers permessage-deflate (RFC 7692) to clients that ask for it: on the ws
+   * engine (Node, and Deno's default engine) and on Bun. It trades CPU, and on
+   * the ws engine memory per compressing connection, for bandwidth: see the
+   * README's compression section for the measured cost. Deno's native engine
+   * cannot compress and ignores it. Default `false`.
+   */
+  compression?: boolean;
 }
 
 /** Limits with every default filled in. */
@@ -75,6 +83,8 @@ export interface ResolvedLimits {
   idleTimeout: number;
   /** See {@linkcode LimitOptions.closeTimeout}. */
   closeTimeout: number;
+  /** See {@linkcode LimitOptions.compression}. */
+  compression: boolean;
 }
 
 /** What each message in the receive queue is charged on top of its size, in bytes. */
@@ -103,6 +113,7 @@ export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   writeLow: 16 * 1024,
   idleTimeout: 30_000,
   closeTimeout: 10_000,
+  compression: false,
 });
 
 function check(name: string, value: number, min: number): number {
@@ -130,5 +141,6 @@ export function resolveLimits(options: LimitOptions): ResolvedLimits {
     writeLow,
     idleTimeout: check("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0),
     closeTimeout: check("closeTimeout", options.closeTimeout ?? d.closeTimeout, 0),
+    compression: options.compression === true,
   };
 }

@@ -12,6 +12,6 @@ export function detectAdapter(): Adapter {
   if ("Bun" in globalThis) return bunAdapter;
   if ("Deno" in globalThis) return denoAdapter;
   throw new Error(
-    "wsport: no adapter for this runtime; serve() runs on Deno and Bun (use createServer().fetch elsewhere)",
+    "wsport: createServer() embeds in Deno and Bun (serve() also runs on Node; Workers: wsport/workers)",
   );
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { ListenAddress, Listener } from "./adapter.ts";
+import { type Engine, serveAdapter } from "./engine.ts";
 import { type CloseOptions, type Handler, type ServerOptions, WebSocketServer } from "./server.ts";
 import type { Routes } from "./router.ts";
 
@@ -22,6 +23,17 @@ export interface ServeOptions<Data = unknown> extends ServerOptions<Data> {
   signal?: AbortSignal;
   /** Called once listening, with the bound address. Default: nothing is printed. */
   onListen?(addr: ListenAddress): void;
+  /**
+   * The WebSocket engine. `"ws"` (node:http and the `ws` package) is Node's
+   * engine and an option on Deno: it bounds memory against any peer, pauses
+   * reading when the handler falls behind, and can compress. `"native"` is the
+   * runtime's own (`Deno.serve` and `Deno.upgradeWebSocket`, Deno's default;
+   * Bun's, its only one). On Deno the `WSPORT_DENO_ENGINE` environment
+   * variable sets the default, and the ws engine needs `--allow-env` (ws reads
+   * `WS_NO_BUFFER_UTIL`) and `ws` in the import map or package.json.
+   * Ignored when `adapter` is given.
+   */
+  engine?: Engine;
 }
 
 /**
@@ -60,7 +72,7 @@ export class Server<Data = unknown> extends WebSocketServer<Data> {
 
   /** Starts listening; prefer {@linkcode serve}. */
   constructor(handler: Handler<Data> | Routes<Data>, options: ServeOptions<Data> = {}) {
-    super(handler, options);
+    super(handler, options.adapter ? options : { ...options, adapter: serveAdapter(options.engine) });
     this.#listener = this.adapter.listen(
       this.fetch,
       { hostname: options.hostname, port: options.port },
@@ -88,7 +100,8 @@ export class Server<Data = unknown> extends WebSocketServer<Data> {
 }
 
 /**
- * Starts a WebSocket server on Deno or Bun, whichever runs it.
+ * Starts a WebSocket server on Node, Deno or Bun, whichever runs it (on
+ * Node over the ws engine; on Deno too with `engine: "ws"`).
  *
  * `handler` serves every path; a {@linkcode Routes} object instead serves
  * each path pattern with its own handler (`ws.params` holds the matched

@@ -51,6 +51,14 @@ export interface Transport {
   readonly emitsDrain: boolean;
   /** Whether the runtime itself closes with 1009 a message over `maxMessageSize`. */
   readonly enforcesMaxMessageSize: boolean;
+  /**
+   * Stops reading the socket (where the runtime can): the connection calls it
+   * when `maxQueue` messages wait for the handler, so the peer is held back by
+   * TCP instead of being closed with 1013. Messages already read may still arrive.
+   */
+  pause?(): void;
+  /** Resumes reading after {@linkcode Transport.pause}. */
+  resume?(): void;
   /** Native topic subscription (Bun), used by the server's topic hub when present. */
   subscribe?(topic: string): void;
   /** Native topic unsubscription (Bun). */

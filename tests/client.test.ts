@@ -15,6 +15,12 @@ import {
   type ReconnectCloseInfo,
 } from "../mod.ts";
 import { delay, startServer, waitFor, within } from "./helpers.ts";
+import { runtime } from "./runtime.ts";
+
+/** Node's WebSocket does not tell the client the status of a refused handshake. */
+const noStatus = runtime === "node" ? "Node's WebSocket does not report the handshake status" : "";
+/** Node's WebSocket (undici) opens a second TCP connection after close() during the open, and closes it. */
+const reopens = runtime === "node" ? "Node's WebSocket reconnects once after close() during the open" : "";
 
 const echo = async (ws: Connection) => {
   for await (const message of ws) await ws.send(message);
@@ -179,7 +185,8 @@ test("maxMessageSize applies to what the client receives: 1009, and the message 
   );
 });
 
-test("openTimeout: a server that accepts TCP and never answers rejects with TimeoutError and the socket is closed", async () => {
+test("openTimeout: a server that accepts TCP and never answers rejects with TimeoutError and the socket is closed", async (t) => {
+  if (reopens) return t.skip(reopens);
   await using listener = await silentListener();
   const started = performance.now();
   const error = await rejection(connect(`ws://127.0.0.1:${listener.port}/`, { openTimeout: 300 }));
@@ -190,7 +197,8 @@ test("openTimeout: a server that accepts TCP and never answers rejects with Time
   await waitFor(() => listener.closedSockets() === 1, 5000, "the client to close its TCP connection");
 });
 
-test("signal: aborting before the open rejects with its reason and closes the socket; an aborted one never connects", async () => {
+test("signal: aborting before the open rejects with its reason and closes the socket; an aborted one never connects", async (t) => {
+  if (reopens) return t.skip(reopens);
   await using listener = await silentListener();
   const controller = new AbortController();
   const pending = connect(`ws://127.0.0.1:${listener.port}/`, { signal: controller.signal });
@@ -219,7 +227,8 @@ test("signal: aborting after the open closes the connection with 1000", async ()
   assert.equal((await within(serverSaw.promise, 5000, "server closed")).code, 1000);
 });
 
-test("a 401 or 404 answer rejects with InvalidHandshake carrying the status", async () => {
+test("a 401 or 404 answer rejects with InvalidHandshake carrying the status", async (t) => {
+  if (noStatus) return t.skip(noStatus);
   await using server = startServer(echo, {
     processRequest(request) {
       const path = new URL(request.url).pathname;
@@ -431,7 +440,8 @@ test("reconnect(): shouldReconnect decides, and sees who closed", async () => {
   ]);
 });
 
-test("reconnect(): retries 503 with backoff, throws a 401; break closes the connection", async () => {
+test("reconnect(): retries 503 with backoff, throws a 401; break closes the connection", async (t) => {
+  if (noStatus) return t.skip(noStatus);
   let requests = 0;
   const serverSaw = Promise.withResolvers<CloseInfo>();
   await using server = startServer(async (ws) => {

@@ -6,6 +6,7 @@ import process from "node:process";
 import { type ChildProcess, spawn } from "node:child_process";
 import { TestClient, within } from "./helpers.ts";
 import { freePort } from "./redis_server.ts";
+import { runtime } from "./runtime.ts";
 
 interface Running {
   child: ChildProcess;
@@ -30,7 +31,11 @@ async function exitedCleanly(example: Running, finalLine: string): Promise<void>
 async function runExample(path: string, marker: string): Promise<Running> {
   const port = await freePort();
   const file = new URL(`../examples/${path}`, import.meta.url).pathname;
-  const args = "Bun" in globalThis ? ["run", file] : ["run", "--allow-net", "--allow-env", file];
+  const args = runtime === "bun"
+    ? ["run", file]
+    : runtime === "node"
+    ? [file]
+    : ["run", "--allow-net", "--allow-env", file];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, HOST: "127.0.0.1", PORT: String(port) },
     stdio: ["ignore", "pipe", "inherit"],

@@ -6,6 +6,7 @@ import { broadcast, type Connection, PublishError } from "../mod.ts";
 import { redisBackend } from "../src/pubsub/redis.ts";
 import { delay, startNonReader, startServer, TestClient, waitFor, within } from "./helpers.ts";
 import { freePort, RedisServer } from "./redis_server.ts";
+import { runArgs, runtime } from "./runtime.ts";
 
 /** Repeats `send` until `client` receives a message that `match`es (bounded). */
 async function untilHeard(
@@ -159,7 +160,10 @@ function ask<T>(worker: Worker, message: unknown): Promise<T> {
   );
 }
 
-test("BroadcastChannel backend: a room spans servers in two Workers", { timeout: 30_000 }, async () => {
+test("BroadcastChannel backend: a room spans servers in two Workers", {
+  timeout: 30_000,
+  skip: runtime === "node" ? "Node has no Web Worker" : false,
+}, async () => {
   const channel = `wsport-test-${crypto.randomUUID()}`;
   const workers = [0, 1].map(() =>
     new Worker(new URL("./fixtures/bc_worker.ts", import.meta.url).href, { type: "module" })
@@ -265,7 +269,7 @@ test("Redis: two chat processes form one chat, keep one sender's order, and surv
   const logs: string[] = [];
   const startChat = async () => {
     const port = await freePort();
-    const args = "Bun" in globalThis ? [chat] : ["run", "-A", chat];
+    const args = runArgs(chat);
     const child = spawn(process.execPath, args, {
       env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), REDIS_URL: redis.url },
       stdio: ["ignore", "pipe", "pipe"],

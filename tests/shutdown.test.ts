@@ -8,6 +8,7 @@ import { RawPeer, rawRequest, UPGRADE_HEADERS } from "./raw.ts";
 
 const isBun = "Bun" in globalThis;
 const GOING_AWAY = { code: 1001, reason: "going away" };
+import { runArgs } from "./runtime.ts";
 
 const echo = async (ws: Connection) => {
   for await (const message of ws) await ws.send(message);
@@ -226,7 +227,7 @@ test(
   { timeout: 30_000 },
   async () => {
     const fixture = new URL("./fixtures/shutdown_exit.ts", import.meta.url).pathname;
-    const args = isBun ? [fixture] : ["run", "-A", fixture];
+    const args = runArgs(fixture);
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
     let output = "";
     child.stdout.on("data", (chunk) => output += chunk);

@@ -31,6 +31,7 @@ export async function probeMachine(loadProcs: string | undefined): Promise<Machi
   const versions: Record<Runtime, string> = {
     deno: (await capture(binaries.deno, ["--version"])).out.split("\n")[0].replace(/^deno /, ""),
     bun: (await capture(binaries.bun, ["--version"])).out,
+    node: (await capture(binaries.node, ["--version"])).out.replace(/^v/, ""),
   };
   const loadBefore = loadavg();
   // Pin servers to one core, the load generators (and this driver) to others: one load generator

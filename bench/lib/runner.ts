@@ -65,7 +65,9 @@ export async function runWorkload(workload: Workload, { machine, load, runtime, 
   for (const key of keys) series.set(key, workload.series[key]);
   // Progress lines name the series, or the workload when it records several.
   const label = keys.length === 1 ? keys[0] : workload.name;
-  const impls: Impl[] = workload.peers ? [...servers!.keys()] : ["raw", "wsport"];
+  // On Deno wsport runs on both engines: the default (ws) and the native one.
+  const wsports: Impl[] = runtime === "deno" ? ["wsport", "wsport-native"] : ["wsport"];
+  const impls: Impl[] = workload.peers ? [...servers!.keys()] : ["raw", ...wsports];
   for (let rep = 0; rep < workload.reps; rep++) {
     for (const impl of impls) {
       const server = workload.ownServer ? await startServer(machine, runtime, impl) : servers!.get(impl)!;

@@ -8,7 +8,8 @@ import type { Machine } from "./machine.ts";
 import { binaries, exists, kill, Lines, root, type Runtime, spawn, tail } from "./processes.ts";
 import { notes } from "./samples.ts";
 
-export type Impl = "raw" | "wsport" | "crossws" | "hono";
+/** "wsport-native": wsport on Deno's native engine (WSPORT_DENO_ENGINE=native); "wsport" is the default engine. */
+export type Impl = "raw" | "wsport" | "wsport-native" | "crossws" | "hono";
 
 export interface ServerProcess {
   runtime: Runtime;
@@ -22,11 +23,18 @@ export interface ServerProcess {
 export const wsUrl = (server: ServerProcess, path: string) => `ws://127.0.0.1:${server.port}${path}`;
 
 export async function startServer(machine: Machine, runtime: Runtime, impl: Impl): Promise<ServerProcess> {
-  const script = `bench/servers/${impl}.ts`;
+  const script = `bench/servers/${impl === "wsport-native" ? "wsport" : impl}.ts`;
   const commandArgs = runtime === "deno"
     ? ["run", "-A", "--no-lock", "--v8-flags=--expose-gc", script]
+    : runtime === "node"
+    ? ["--expose-gc", script]
     : [script];
-  const child = spawn(binaries[runtime], commandArgs, { core: machine.pinned?.server });
+  const env = impl === "wsport-native"
+    ? { WSPORT_DENO_ENGINE: "native" }
+    : impl === "wsport"
+    ? { WSPORT_DENO_ENGINE: "ws" }
+    : {};
+  const child = spawn(binaries[runtime], commandArgs, { core: machine.pinned?.server, env });
   child.stdin.close();
   const stderr = tail(child.stderr);
   const line = await new Lines(child.stdout).next(20_000);

@@ -17,8 +17,10 @@
 import process from "node:process";
 import { setImmediate } from "node:timers";
 
-/** Whether this is Bun (else Deno). */
+/** Whether this is Bun. */
 export const isBun = "Bun" in globalThis;
+/** Whether this is Node (neither Bun nor Deno). */
+export const isNode = !isBun && !("Deno" in globalThis);
 /** Loopback only. */
 export const hostname = "127.0.0.1";
 /** The broadcast topic. */
@@ -102,5 +104,5 @@ export function control(url: URL): Response | undefined {
 
 /** The line the bench waits for: where the server listens. */
 export function announce(port: number): void {
-  console.log(JSON.stringify({ port, pid: process.pid, runtime: isBun ? "bun" : "deno" }));
+  console.log(JSON.stringify({ port, pid: process.pid, runtime: isBun ? "bun" : isNode ? "node" : "deno" }));
 }

@@ -1,7 +1,8 @@
 /**
  * The raw-runtime benchmark server: what a handler written directly against
- * `Bun.serve` (native topics for broadcast) or `Deno.serve` +
- * `Deno.upgradeWebSocket` (a send loop for broadcast) does. Workloads by path,
+ * `Bun.serve` (native topics for broadcast), `Deno.serve` +
+ * `Deno.upgradeWebSocket` (a send loop for broadcast), or on Node the `ws`
+ * package on `node:http` (`noServer` + `handleUpgrade`, a send loop) does. Workloads by path,
  * as described in ./common.ts. Run under deno or bun; prints one JSON line
  * `{ port, pid, runtime }` once listening.
  *
@@ -15,6 +16,7 @@ import {
   control,
   hostname,
   isBun,
+  isNode,
   parsePublish,
   publishLoop,
   sessionFor,
@@ -88,6 +90,43 @@ if (isBun) {
     },
   });
   announce(server.port);
+} else if (isNode) {
+  const http = await import("node:http");
+  const { WebSocketServer } = await import("ws");
+  const wss = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: 1024 * 1024 });
+  const subscribers = new Set<import("ws").WebSocket>();
+  const sessions = new Map<import("ws").WebSocket, SessionData>();
+  const server = http.createServer(async (req, res) => {
+    const answer = control(new URL(req.url ?? "/", `http://${hostname}`));
+    if (!answer) return void res.writeHead(426).end("Upgrade Required");
+    res.writeHead(answer.status, { "content-type": "application/json" }).end(await answer.text());
+  });
+  server.on("upgrade", (req, socket, head) => {
+    const url = new URL(req.url ?? "/", `http://${req.headers.host}`);
+    const data: SessionData & { request?: string } = sessionFor(url);
+    // The same bytes wsport's copy of the request holds: the URL, then each header's name and value.
+    if (keepsHeaders) data.request = [url.href, ...req.rawHeaders].join("\n");
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      if (data.workload === "echo") {
+        ws.on("message", (message, isBinary) => ws.send(message, { binary: isBinary }));
+      } else if (data.workload === "broadcast") {
+        subscribers.add(ws);
+        ws.on("close", () => subscribers.delete(ws));
+        ws.send("ready");
+        ws.on("message", (message, isBinary) => {
+          const trigger = parsePublish(isBinary ? undefined : message.toString());
+          if (!trigger) return;
+          publishLoop(trigger.count, trigger.size, (payload) => {
+            for (const subscriber of subscribers) subscriber.send(payload);
+          }).then((report) => ws.send(report));
+        });
+      } else {
+        sessions.set(ws, data);
+        ws.on("close", () => sessions.delete(ws));
+      }
+    });
+  });
+  server.listen(0, hostname, () => announce((server.address() as { port: number }).port));
 } else {
   const subscribers = new Set<WebSocket>();
   const sessions = new Map<WebSocket, SessionData>();

@@ -36,12 +36,15 @@ class BunTransport implements Transport {
     return true;
   }
   #ws: Socket;
+  /** Bun compresses a message only when its send asks to (with `compression` on and negotiated). */
+  #compress: boolean;
 
-  constructor(ws: Socket) {
+  constructor(ws: Socket, compress: boolean) {
     this.#ws = ws;
+    this.#compress = compress;
   }
   send(data: OutgoingData): void {
-    this.#ws.send(data as BunSendable);
+    this.#ws.send(data as BunSendable, this.#compress);
   }
   close(code: number, reason: string): void {
     this.#ws.close(code, reason);
@@ -82,11 +85,11 @@ export function bunWebSocketHandlers(limits: ResolvedLimits): BunWebSocketHandle
     // delivery may queue for a slow subscriber (Bun drops past it), as trySend does.
     backpressureLimit: burstLimit(limits.writeHigh),
     closeOnBackpressureLimit: false,
-    perMessageDeflate: false,
+    perMessageDeflate: limits.compression,
     open(ws) {
       ws.binaryType = "uint8array";
       // (Bun may run the close handler from inside accept: it finds the connection on the upgrade.)
-      ws.data = (ws.data as PendingUpgrade).accept(new BunTransport(ws));
+      ws.data = (ws.data as PendingUpgrade).accept(new BunTransport(ws, limits.compression));
     },
     message(ws, message) {
       (ws.data as Connection).handleMessage(message);

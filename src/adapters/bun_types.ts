@@ -24,8 +24,8 @@ export interface BunServerWebSocket<T> {
   data: T;
   /** How binary messages are delivered (optional, as in Bun's own types, so that Bun's socket fits). */
   binaryType?: string;
-  /** Sends a frame: bytes sent, -1 if buffered, 0 if dropped. */
-  send(data: string | ArrayBufferLike | Uint8Array | DataView): number;
+  /** Sends a frame (compressed if `compress` and permessage-deflate was negotiated): bytes sent, -1 if buffered, 0 if dropped. */
+  send(data: string | ArrayBufferLike | Uint8Array | DataView, compress?: boolean): number;
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
   /** Drops TCP without a handshake. */

@@ -1,0 +1,21 @@
+/**
+ * Which runtime and WebSocket engine the suite runs on, for the few tests
+ * whose expectations differ by engine. The engine is what `serve()` picks
+ * (on Deno, WSPORT_DENO_ENGINE=native selects Deno's own).
+ */
+import { serveAdapter } from "../src/engine.ts";
+
+/** The runtime running the tests. */
+export const runtime: "bun" | "deno" | "node" = "Bun" in globalThis
+  ? "bun"
+  : "Deno" in globalThis
+  ? "deno"
+  : "node";
+
+/** The engine `serve()` uses here: Bun's, Deno's native one, or the ws engine (Node, Deno's default). */
+export const engine = serveAdapter(undefined).runtime as "bun" | "deno" | "ws";
+
+/** The command that runs a TypeScript file on this runtime, with every permission on Deno. */
+export function runArgs(file: string): string[] {
+  return runtime === "deno" ? ["run", "-A", file] : [file];
+}
