@@ -25,8 +25,18 @@ const bin = (name) => join(root, "node_modules", ".bin", name);
 /** Printed by the test-start hooks (scripts/test_start_bun.mjs, scripts/test_start_node.mjs). */
 const START_MARK = "::wsport-test-start::";
 
+/** The phases, by the names `--phases` takes: every one runs unless it narrows them (scripts/mutations.mjs does). */
+const PHASES = ["deno", "deno-ws", "bun", "node24", "node"];
+
 function parseArgs(argv) {
-  const options = { paths: [], filter: undefined, phaseLimit: 600, testLimit: 180, json: undefined };
+  const options = {
+    paths: [],
+    filter: undefined,
+    phaseLimit: 600,
+    testLimit: 180,
+    json: undefined,
+    phases: new Set(PHASES),
+  };
   for (const arg of argv) {
     const eq = arg.indexOf("=");
     const flag = eq < 0 ? arg : arg.slice(0, eq);
@@ -35,7 +45,10 @@ function parseArgs(argv) {
     else if (flag === "--phase-limit") options.phaseLimit = Number(value);
     else if (flag === "--test-limit") options.testLimit = Number(value);
     else if (flag === "--json") options.json = value;
-    else if (arg.startsWith("--")) usage(`unknown option ${arg}`);
+    else if (flag === "--phases") {
+      options.phases = new Set(value?.split(",").filter(Boolean));
+      for (const phase of options.phases) if (!PHASES.includes(phase)) usage(`unknown phase ${phase}`);
+    } else if (arg.startsWith("--")) usage(`unknown option ${arg}`);
     else options.paths.push(arg);
   }
   for (const key of ["phaseLimit", "testLimit"]) {
@@ -47,7 +60,8 @@ function parseArgs(argv) {
 function usage(message) {
   console.error(`test: ${message}`);
   console.error(
-    "usage: node scripts/test.mjs [paths…] [--filter=REGEX] [--phase-limit=S] [--test-limit=S] [--json=FILE]",
+    "usage: node scripts/test.mjs [paths…] [--filter=REGEX] [--phase-limit=S] [--test-limit=S] [--json=FILE]" +
+      ` [--phases=${PHASES.join(",")}]`,
   );
   process.exit(2);
 }
@@ -447,48 +461,55 @@ if (runtimeFiles.length > 0) {
   // Deno colours its output whenever FORCE_COLOR is set, whatever its value.
   const { FORCE_COLOR: _, ...denoEnv } = process.env;
   const denoTracker = new DenoTracker();
-  const deno = await runPhase(
-    bin("deno"),
-    ["test", "-A", "--no-check", ...filter, ...runtimeFiles],
-    denoTracker,
-    { ...limits, env: { ...denoEnv, NO_COLOR: "1" } },
-  );
-  phases.push(judge("deno", deno, denoTracker, { expectPerFile: true }));
+  if (options.phases.has("deno")) {
+    const deno = await runPhase(
+      bin("deno"),
+      ["test", "-A", "--no-check", ...filter, ...runtimeFiles],
+      denoTracker,
+      { ...limits, env: { ...denoEnv, NO_COLOR: "1" } },
+    );
+    phases.push(judge("deno", deno, denoTracker, { expectPerFile: true }));
+  }
 
   // The same files on Deno's ws engine (node:http + ws); the phase above runs the native engine.
-  const denoWsTracker = new DenoTracker();
-  const denoWs = await runPhase(
-    bin("deno"),
-    ["test", "-A", "--no-check", ...filter, ...runtimeFiles],
-    denoWsTracker,
-    { ...limits, env: { ...denoEnv, NO_COLOR: "1", WSPORT_DENO_ENGINE: "ws" } },
-  );
-  phases.push(judge("deno (ws engine)", denoWs, denoWsTracker, { expectPerFile: true }));
+  if (options.phases.has("deno-ws")) {
+    const denoWsTracker = new DenoTracker();
+    const denoWs = await runPhase(
+      bin("deno"),
+      ["test", "-A", "--no-check", ...filter, ...runtimeFiles],
+      denoWsTracker,
+      { ...limits, env: { ...denoEnv, NO_COLOR: "1", WSPORT_DENO_ENGINE: "ws" } },
+    );
+    phases.push(judge("deno (ws engine)", denoWs, denoWsTracker, { expectPerFile: true }));
+  }
 
   const bunTracker = new BunTracker();
-  const bun = await runPhase(
-    bin("bun"),
-    [
-      "test",
-      "--timeout",
-      "60000",
-      "--preload",
-      "./scripts/test_start_bun.mjs",
-      ...(options.filter ? ["-t", options.filter] : []),
-      ...runtimeFiles.map((file) => `./${file}`),
-    ],
-    bunTracker,
-    { ...limits, env: plainEnv },
-  );
-  phases.push(judge("bun", bun, bunTracker, { expectPerFile: false }));
-  if (phases.every((phase) => phase.problems.length === 0)) {
+  if (options.phases.has("bun")) {
+    const bun = await runPhase(
+      bin("bun"),
+      [
+        "test",
+        "--timeout",
+        "60000",
+        "--preload",
+        "./scripts/test_start_bun.mjs",
+        ...(options.filter ? ["-t", options.filter] : []),
+        ...runtimeFiles.map((file) => `./${file}`),
+      ],
+      bunTracker,
+      { ...limits, env: plainEnv },
+    );
+    phases.push(judge("bun", bun, bunTracker, { expectPerFile: false }));
+  }
+  const both = options.phases.has("deno") && options.phases.has("bun");
+  if (both && phases.every((phase) => phase.problems.length === 0)) {
     problems.push(...compareRuntimes(denoTracker, bunTracker));
   }
 }
 
 // The same files on Node 24, where serve() runs the ws engine (node:http + ws).
 const node24Files = runtimeFiles.filter((file) => !NOT_ON_NODE.has(file));
-if (node24Files.length > 0) {
+if (node24Files.length > 0 && options.phases.has("node24")) {
   const tracker = new NodeTracker();
   const node24 = await runPhase(NODE24, ["--expose-gc", ...nodeTestArgs(node24Files)], tracker, {
     ...limits,
@@ -499,7 +520,7 @@ if (node24Files.length > 0) {
 
 // Tests that drive another runtime from Node (workerd through miniflare, `deno serve`). Their names
 // end in .node-test.mjs so that deno test and bun test leave them alone.
-if (nodeFiles.length > 0) {
+if (nodeFiles.length > 0 && options.phases.has("node")) {
   const tracker = new NodeTracker();
   const node = await runPhase(process.execPath, nodeTestArgs(nodeFiles), tracker, {
     ...limits,

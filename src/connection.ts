@@ -531,9 +531,11 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     this.#closeTimer = undefined;
     if (this.#state === CLOSED) return;
     this.#context.counters.closed.closeTimeout++;
-    // Where the runtime cannot drop TCP, release the connection ourselves;
-    // the runtime keeps its socket until the peer goes away.
-    if (!this.#transport.terminate()) this.handleClose(1006, "close timeout");
+    // Drop TCP where the runtime can; either way the connection is released now, with the
+    // same reason on every engine (where the runtime cannot drop TCP it keeps its socket
+    // until the peer goes away).
+    this.#transport.terminate();
+    this.handleClose(1006, "close timeout");
   }
 
   /** Closes with a limit's code and counts it. */

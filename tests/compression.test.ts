@@ -45,7 +45,7 @@ test("compression is off by default: an offer gets no extension", async () => {
   peer.destroy();
 });
 
-test(`compression: true ${compresses ? "negotiates permessage-deflate" : "is ignored by Deno's native engine"}`, async () => {
+test("compression: true negotiates permessage-deflate (Deno's native engine ignores it)", async () => {
   await using server = startServer(echo, { compression: true });
   const peer = await RawPeer.open(server.addr.port, OFFER);
   const extensions = peer.headers.get("sec-websocket-extensions");

@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { type Connection, serve, type ServerCounters } from "../mod.ts";
 import { startNonReader, startServer, TestClient, within } from "./helpers.ts";
 import { rawRequest } from "./raw.ts";
+import { runArgs } from "./runtime.ts";
 
 const echo = async (ws: Connection) => {
   for await (const message of ws) await ws.send(message);
@@ -150,7 +151,7 @@ test(
   async () => {
     const closeTimeout = 1000; // as in the fixture
     const fixture = new URL("./fixtures/stalled_peer_exit.ts", import.meta.url).pathname;
-    const args = "Bun" in globalThis ? [fixture] : ["run", "-A", fixture];
+    const args = runArgs(fixture);
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
     const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
     const output = watchOutput(child);

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { type Connection, ConnectionClosed, ConnectionClosedError } from "../mod.ts";
 import { delay, startNonReader, startServer, TestClient, waitFor, within } from "./helpers.ts";
-import { RawPeer, rawRequest } from "./raw.ts";
+import { frame, RawPeer, rawRequest } from "./raw.ts";
 import { engine } from "./runtime.ts";
 
 const isBun = "Bun" in globalThis;
@@ -315,11 +315,13 @@ test(
   async () => {
     const closed = Promise.withResolvers<unknown>();
     await using server = startServer(async (ws) => {
+      await ws.recv(); // the peer is ready: it will not answer the close
       await ws.close(1000, "bye");
       closed.resolve(await ws.closed);
     }, { closeTimeout: 300 });
     const peer = await RawPeer.open(server.addr.port);
     peer.answerClose = false;
+    peer.write(frame(1, "go"));
     const start = performance.now();
     const info = await within(closed.promise, 5000, "close after timeout");
     const elapsed = performance.now() - start;

@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import process from "node:process";
 import { type Connection, ConnectionClosed } from "../mod.ts";
 import { startServer, TestClient, waitFor, within } from "./helpers.ts";
+import { runArgs } from "./runtime.ts";
 
 /** Resolves after `ms`; rejects with the signal's reason as soon as it aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -108,7 +109,7 @@ test(
   { timeout: 30_000 },
   async () => {
     const fixture = new URL("./fixtures/detached_send.ts", import.meta.url).pathname;
-    const args = "Bun" in globalThis ? [fixture] : ["run", "-A", fixture];
+    const args = runArgs(fixture);
     const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";

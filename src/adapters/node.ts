@@ -195,6 +195,11 @@ class WsTransport implements Transport {
   readonly compressing: boolean;
   /** Why ws failed the connection, if it did. */
   error: (Error & { code?: string }) | undefined;
+  /**
+   * The close frame this side sent, once it has: reported as the close when the peer answers, as on
+   * Bun and Deno, whatever reason the answer carries (Node's own WebSocket client answers without one).
+   */
+  sent: { code: number; reason: string } | undefined;
   /** Whether reading is paused (a pong cannot be read then: the idle sweep leaves it alone). */
   paused = false;
 
@@ -222,6 +227,7 @@ class WsTransport implements Transport {
     write(this.socket, framed);
   }
   close(code: number, reason: string): void {
+    this.sent = { code, reason };
     this.ws.close(code, reason);
   }
   terminate(): boolean {
@@ -283,6 +289,8 @@ function onClose(this: WsSocket, code: number, reason: Buffer): void {
   }
   // A failed connection (no valid close frame from the peer) is 1006, with ws's reason.
   if (error) return connection.handleClose(1006, error.message);
+  const sent = transport.sent;
+  if (sent && code !== 1006) return connection.handleClose(sent.code, sent.reason);
   connection.handleClose(code, reason.toString());
 }
 
