@@ -38,9 +38,9 @@ export type {
 } from "./src/adapter.ts";
 export type { BunServerWebSocket, BunSocketData, BunWebSocketHandlers } from "./src/adapters/bun_types.ts";
 export type { RequestCopy } from "./src/request_copy.ts";
+export { createServer } from "./src/create_server.ts";
 export {
   type CloseOptions,
-  createServer,
   type Handler,
   type HandshakeContext,
   type ProcessRequestResult,

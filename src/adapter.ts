@@ -7,6 +7,7 @@
 import type { Connection, RemoteAddress } from "./connection.ts";
 import type { ResolvedLimits } from "./options.ts";
 import type { NativeTopics, Transport } from "./transport.ts";
+import type { BunSocketData, BunWebSocketHandlers } from "./adapters/bun_types.ts";
 
 /** An accepted handshake waiting for the runtime to open the socket. */
 export interface PendingUpgrade {
@@ -66,6 +67,12 @@ export interface Adapter {
   readonly runtime: string;
   /** The runtime's own topic fan-out, if it has one (Bun); `context` as in `upgrade`. */
   nativeTopics?(context: unknown): NativeTopics | undefined;
+  /**
+   * What the runtime needs beside `fetch` to run the sockets, when it needs
+   * something (Bun: the `websocket` handlers for `Bun.serve`, limits fixed in
+   * them); the server's `websocket` getter returns it.
+   */
+  websocket?(limits: ResolvedLimits): BunWebSocketHandlers<BunSocketData>;
   /** Where the request came from; `context` is what the runtime passed to its fetch handler. */
   remoteAddress(request: Request, context: unknown): RemoteAddress;
   /**

@@ -19,6 +19,13 @@ import { type RequestCopy, requestFromCopy } from "./request_copy.ts";
 import type { Message, OutgoingData, Transport } from "./transport.ts";
 import { currentTurn, yieldIfTurnIsLong } from "./turn.ts";
 
+/**
+ * A connection handler: it receives each new connection. When it returns the
+ * connection closes with 1000; when it throws, with 1011 (the error goes to
+ * `onError`). A `ConnectionClosed` it lets escape is not an error.
+ */
+export type Handler<Data = unknown> = (ws: Connection<Data>) => void | Promise<void>;
+
 /** Where a peer connected from. */
 export interface RemoteAddress {
   /** IP address of the peer ("" where the runtime does not tell). */

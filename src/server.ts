@@ -5,9 +5,15 @@
  * @module
  */
 import type { Adapter, PendingUpgrade } from "./adapter.ts";
-import { Connection, type ConnectionContext, NO_PARAMS, type RemoteAddress } from "./connection.ts";
+import {
+  Connection,
+  type ConnectionContext,
+  type Handler,
+  NO_PARAMS,
+  type RemoteAddress,
+} from "./connection.ts";
 import { createCounters, type ServerCounters } from "./counters.ts";
-import { ConnectionClosed } from "./errors.ts";
+import { ConnectionClosed, InvalidOption } from "./errors.ts";
 import {
   admit,
   chooseSubprotocol,
@@ -19,22 +25,15 @@ import {
   refuse,
 } from "./handshake.ts";
 import { type LimitOptions, type ResolvedLimits, resolveLimits } from "./options.ts";
-import { detectAdapter } from "./runtime.ts";
 import type { OutgoingData, Transport } from "./transport.ts";
 import type { PublishResult } from "./connection.ts";
 import { copyRequest, type RequestCopy } from "./request_copy.ts";
 import type { PubSubBackend } from "./pubsub/backend.ts";
 import { TopicHub } from "./pubsub/hub.ts";
-import { bunWebSocketHandlers } from "./adapters/bun.ts";
 import type { BunSocketData, BunWebSocketHandlers } from "./adapters/bun_types.ts";
 import { Router, type Routes } from "./router.ts";
 
-/**
- * A connection handler: it receives each new connection. When it returns the
- * connection closes with 1000; when it throws, with 1011 (the error goes to
- * `onError`). A `ConnectionClosed` it lets escape is not an error.
- */
-export type Handler<Data = unknown> = (ws: Connection<Data>) => void | Promise<void>;
+export type { Handler };
 
 /** What `processRequest` can read and set about a handshake. */
 export interface HandshakeContext<Data = unknown> {
@@ -104,7 +103,10 @@ export interface ServerOptions<Data = unknown> extends LimitOptions {
    * process only.
    */
   pubsub?: PubSubBackend;
-  /** The runtime adapter; detected when omitted. */
+  /**
+   * The runtime adapter; `createServer()` and `serve()` detect it when omitted
+   * (`new WebSocketServer` needs it: the core names no runtime).
+   */
   adapter?: Adapter;
 }
 
@@ -200,7 +202,7 @@ export class WebSocketServer<Data = unknown> {
   #finished = Promise.withResolvers<void>();
   #idle: PromiseWithResolvers<void> | undefined;
   #context: ConnectionContext;
-  #bunHandlers: BunWebSocketHandlers<BunSocketData> | undefined;
+  #runtimeHandlers: BunWebSocketHandlers<BunSocketData> | undefined;
   #topics: TopicHub;
 
   /** Creates a server; prefer {@linkcode createServer}. */
@@ -209,7 +211,12 @@ export class WebSocketServer<Data = unknown> {
     else this.#router = new Router(handler);
     this.#options = options;
     this.limits = resolveLimits(options);
-    this.adapter = options.adapter ?? detectAdapter();
+    if (!options.adapter) {
+      throw new InvalidOption(
+        "new WebSocketServer needs an adapter: use createServer() or serve(), which detect it",
+      );
+    }
+    this.adapter = options.adapter;
     this.#headers = [...new Headers(options.headers)];
     this.#topics = new TopicHub(this.counters, options.pubsub, (error) => this.#report(error, undefined));
     this.#context = {
@@ -233,10 +240,11 @@ export class WebSocketServer<Data = unknown> {
 
   /**
    * Bun's `websocket` handlers, to pass to `Bun.serve` beside {@linkcode fetch}
-   * when embedding on Bun.
+   * when embedding on Bun; `undefined` on runtimes that need none (the
+   * adapter offers them: see `Adapter.websocket`).
    */
-  get websocket(): BunWebSocketHandlers<BunSocketData> {
-    return this.#bunHandlers ??= bunWebSocketHandlers(this.limits);
+  get websocket(): BunWebSocketHandlers<BunSocketData> | undefined {
+    return this.#runtimeHandlers ??= this.adapter.websocket?.(this.limits);
   }
 
   /**
@@ -531,45 +539,4 @@ export class WebSocketServer<Data = unknown> {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/**
- * Creates a runtime-agnostic WebSocket server to embed in another HTTP
- * server through its `fetch` (and, on Bun, `websocket`).
- *
- * The first argument is one handler for every path, or a {@linkcode Routes}
- * object: then a path no route matches is answered 404 before any upgrade
- * (after `processRequest`, which still sees every request), and the matched
- * route's parameters become `ws.params`.
- *
- * @example
- * ```ts
- * import { createServer } from "../mod.ts";
- *
- * const wss = createServer((ws) => ws.send("hello"), {
- *   processRequest(request) {
- *     if (new URL(request.url).pathname === "/healthz") return new Response("OK");
- *   },
- * });
- * await wss.close();
- * ```
- *
- * @example Routes
- * ```ts
- * import { createServer } from "../mod.ts";
- *
- * const wss = createServer({
- *   "/rooms/:room": (ws) => ws.send(`welcome to ${ws.params.room}`),
- *   "/echo": async (ws) => {
- *     for await (const message of ws) await ws.send(message);
- *   },
- * });
- * await wss.close();
- * ```
- */
-export function createServer<Data = unknown>(
-  handler: Handler<Data> | Routes<Data>,
-  options?: ServerOptions<Data>,
-): WebSocketServer<Data> {
-  return new WebSocketServer(handler, options);
 }

@@ -6,7 +6,7 @@ import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import type { Connection } from "../mod.ts";
-import { bunWebSocket, type UpgradeWebSocketMiddleware, websocket } from "../src/adapters/hono.ts";
+import { bunWebSocket, type UpgradeWebSocketMiddleware, websocket } from "../hono.ts";
 import { TestClient, waitFor, within } from "./helpers.ts";
 import { frame, parseFrames, rawRequest, type ServerFrame, UPGRADE_HEADERS } from "./raw.ts";
 

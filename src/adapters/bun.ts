@@ -144,6 +144,7 @@ export const bunAdapter: Adapter = {
     headers.set("connection", "Upgrade");
     return new Response(null, { status: 101, headers });
   },
+  websocket: bunWebSocketHandlers,
   listen(fetch, options, limits, onListen) {
     const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
     const server = Bun.serve({
