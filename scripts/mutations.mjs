@@ -22,8 +22,8 @@ const MUTATIONS = [
   {
     name: "send() never waits for a drain",
     file: "src/connection.ts",
-    search: "if (this.#transport.bufferedAmount <= this.#context.limits.writeHigh) return RESOLVED;",
-    replace: "return RESOLVED;",
+    search: "if (this.#transport.bufferedAmount > this.#context.limits.writeHigh) return this.#waitForDrain();",
+    replace: "",
     tests: ["tests/limits.test.ts"],
     filter: "writeLimit|firehose",
   },
@@ -38,9 +38,8 @@ const MUTATIONS = [
   {
     name: "trySend() (broadcast) ignores the write limit",
     file: "src/connection.ts",
-    search:
-      "if (this.#state !== OPEN || this.#transport.bufferedAmount > this.#context.limits.writeHigh) return false;",
-    replace: "if (this.#state !== OPEN) return false;",
+    search: "if (this.#bufferedBeforeTurn > writeHigh || buffered > burstLimit(writeHigh)) return false;",
+    replace: "",
     tests: ["tests/pubsub.test.ts"],
     filter: "broadcast",
   },
@@ -76,8 +75,8 @@ const MUTATIONS = [
   {
     name: "maxQueue never closes with 1013",
     file: "src/connection.ts",
-    search: "if (queuedBytes > limits.maxQueue * limits.maxMessageSize) {",
-    replace: "if (queuedBytes < 0) {",
+    search: "if (!pausable && queuedBytes > budget) {",
+    replace: "if (!pausable && queuedBytes < 0) {",
     tests: ["tests/limits.test.ts"],
     filter: "maxQueue",
   },
