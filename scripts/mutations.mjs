@@ -22,7 +22,8 @@ const MUTATIONS = [
   {
     name: "send() never waits for a drain",
     file: "src/connection.ts",
-    search: "if (this.#transport.bufferedAmount > this.#context.limits.writeHigh) return this.#waitForDrain();",
+    search:
+      "if (this.#transport.bufferedAmount > this.#context.limits.writeHigh) return this.#waitForDrain();",
     replace: "",
     tests: ["tests/limits.test.ts"],
     filter: "writeLimit|firehose",

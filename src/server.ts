@@ -15,12 +15,12 @@ import {
 import { createCounters, type ServerCounters } from "./counters.ts";
 import { ConnectionClosed, InvalidOption } from "./errors.ts";
 import {
-  admit,
-  chooseSubprotocol,
   Handshake,
+  type HandshakeOptions,
   type HeaderPairs,
   mergeHeaders,
-  type OriginPolicy,
+  negotiate,
+  type ProcessRequestResult,
   type Refusal,
   refuse,
 } from "./handshake.ts";
@@ -73,11 +73,11 @@ export interface HandshakeContext<Data = unknown> {
   readonly headers: Headers;
 }
 
-/** What `processRequest` may return: a `Response` to send instead of upgrading, or nothing to go on. */
-export type ProcessRequestResult = Response | undefined | void;
+export type { ProcessRequestResult };
 
 /** Options of {@linkcode createServer} (and of `serve`). */
-export interface ServerOptions<Data = unknown> extends LimitOptions {
+export interface ServerOptions<Data = unknown>
+  extends LimitOptions, HandshakeOptions<HandshakeContext<Data>> {
   /**
    * Called for every request before anything else. Return a `Response` to
    * answer it instead of upgrading (health checks, 401, 403), or nothing to
@@ -87,14 +87,6 @@ export interface ServerOptions<Data = unknown> extends LimitOptions {
     request: Request,
     context: HandshakeContext<Data>,
   ): ProcessRequestResult | Promise<ProcessRequestResult>;
-  /** Allowed `Origin` values; others get 403. Default: any origin. */
-  origins?: OriginPolicy;
-  /** Subprotocols the server speaks, in order of preference. */
-  subprotocols?: readonly string[];
-  /** Extra headers for every 101 response; `processRequest` adds per-request ones with `context.headers`. */
-  headers?: HeadersInit;
-  /** Upgrades past this many open connections get 503. Default: no limit. */
-  maxConnections?: number;
   /** Receives errors thrown by handlers and pub/sub backend failures. Default: logs with `console.error`. */
   onError?(error: unknown, connection: Connection<Data> | undefined): void;
   /**
@@ -340,9 +332,8 @@ export class WebSocketServer<Data = unknown> {
     handler: Handler<Data>,
   ): Response {
     const options = this.#options;
-    const refusal = admit(request, options, this.#connections.size + this.#pendingUpgrades);
-    if (refusal) return this.#refused(refusal);
-    const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
+    const protocol = negotiate(request, options, this.#connections.size + this.#pendingUpgrades);
+    if (typeof protocol !== "string") return this.#refused(protocol);
     // This handshake's own headers (context.headers) over the shared ones, if processRequest set any.
     const headers = mergeHeaders(this.#headers, Handshake.headersOf(handshake as Handshake<Data>));
     const upgrade = new Upgrade<Data>(request, handshake, protocol, headers, this.#accept, this.#abandon);

@@ -78,7 +78,9 @@ for (const module of CORE) {
   test(`the core module ${module} names no runtime`, async () => {
     const { code, inputs } = await bundle(module);
     assert.deepEqual(runtimeNamed(code), [], `${module} bundles runtime code`);
-    const reached = inputs.filter((input) => /src\/adapters\/|src\/(engine|create_server|serve)\.ts$/.test(input));
+    const reached = inputs.filter((input) =>
+      /src\/adapters\/|src\/(engine|create_server|serve)\.ts$/.test(input)
+    );
     assert.deepEqual(reached, [], `${module} reaches runtime code through ${reached}`);
   });
 }

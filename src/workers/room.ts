@@ -20,16 +20,15 @@
 import type { PublishResult, RemoteAddress } from "../connection.ts";
 import { type CloseInfo, ConnectionClosed, isSendableCode, quietReject } from "../errors.ts";
 import {
-  admit,
-  chooseSubprotocol,
   Handshake,
+  type HandshakeOptions,
   type HeaderPairs,
   mergeHeaders,
-  type OriginPolicy,
+  negotiate,
   validateUpgrade,
 } from "../handshake.ts";
 import { DEFAULT_LIMITS } from "../options.ts";
-import type { HandshakeContext, ProcessRequestResult } from "../server.ts";
+import type { HandshakeContext } from "../server.ts";
 import type { Message, OutgoingData } from "../transport.ts";
 import {
   type DurableObjectNamespaceLike,
@@ -65,6 +64,10 @@ export interface RoomHandshakeContext<Data = unknown> extends HandshakeContext<D
 /**
  * Options of a {@linkcode WebSocketRoom}: the core's handshake options that
  * make sense in a room. Set them by overriding the room's `options` field.
+ * `processRequest` sees each upgrade request before anything else (plain
+ * HTTP goes to `onRequest`): a `Response` refuses it (401, 403);
+ * `context.data` attaches data, `context.topics` topics. The Worker that
+ * forwards requests to the room may authenticate instead.
  *
  * @example
  * ```ts ignore
@@ -80,25 +83,7 @@ export interface RoomHandshakeContext<Data = unknown> extends HandshakeContext<D
  * }
  * ```
  */
-export interface RoomOptions<Data = unknown> {
-  /**
-   * Called for each upgrade request before anything else (plain HTTP goes to
-   * `onRequest`). Return a `Response` to refuse it (401, 403), or nothing to
-   * go on; set `context.data` to attach data, `context.topics` for topics.
-   * The Worker that forwards requests to the room may authenticate instead.
-   */
-  processRequest?(
-    request: Request,
-    context: RoomHandshakeContext<Data>,
-  ): ProcessRequestResult | Promise<ProcessRequestResult>;
-  /** Allowed `Origin` values; others get 403. Default: any origin. */
-  origins?: OriginPolicy;
-  /** Subprotocols the room speaks, in order of preference. */
-  subprotocols?: readonly string[];
-  /** Extra headers for every 101 response; `processRequest` adds per-request ones with `context.headers`. */
-  headers?: HeadersInit;
-  /** Upgrades past this many open connections in the room get 503. Default: no limit. */
-  maxConnections?: number;
+export interface RoomOptions<Data = unknown> extends HandshakeOptions<RoomHandshakeContext<Data>> {
   /** A larger incoming message closes its connection with 1009. Default 1 MiB, as in the core. */
   maxMessageSize?: number;
 }
@@ -430,11 +415,10 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
       const result = await options.processRequest(request, context);
       if (result instanceof Response) return result;
     }
-    const refusal = admit(request, options, this.state.getWebSockets().length);
-    if (refusal) return refusal.response;
+    const protocol = negotiate(request, options, this.state.getWebSockets().length);
+    if (typeof protocol !== "string") return protocol.response;
     const WebSocketPair = webSocketPairConstructor();
     if (!WebSocketPair) throw new TypeError("wsport room: WebSocketPair is missing; rooms run on Cloudflare");
-    const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
     const { 0: client, 1: server } = new WebSocketPair();
     const ownHeaders = [...Handshake.headersOf(context) ?? []];
     const attachment: Attachment<Data> = {
