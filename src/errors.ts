@@ -12,7 +12,6 @@ export interface CloseInfo {
   reason: string;
 }
 
-/** Close codes that count as a normal end of a connection. */
 /** Close codes an endpoint may send (RFC 6455 §7.4.1 and the IANA registry). */
 export function isSendableCode(code: number): boolean {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
@@ -26,6 +25,7 @@ export function quietReject<T>(error: unknown): Promise<T> {
   return promise;
 }
 
+/** Close codes that count as a normal end of a connection. */
 const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005]);
 
 /**
