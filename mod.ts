@@ -41,6 +41,7 @@ export type { RequestCopy } from "./src/request_copy.ts";
 export { createServer } from "./src/create_server.ts";
 export {
   type CloseOptions,
+  type Embedding,
   type Handler,
   type HandshakeContext,
   type ProcessRequestResult,

@@ -85,6 +85,7 @@ export type { Message, NativeTopics, OutgoingData, Transport } from "./src/trans
 export type { Handler } from "./src/connection.ts";
 export type {
   CloseOptions,
+  Embedding,
   HandshakeContext,
   ProcessRequestResult,
   ServerOptions,

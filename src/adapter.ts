@@ -20,11 +20,9 @@ export interface PendingUpgrade {
   /**
    * Called by the adapter when the runtime opened the socket: makes the
    * connection (setting `connection` before any user code runs) and starts
-   * the handler. `headers` are the extra headers the 101 carried, when an
-   * adapter sent others than `headers` (the Hono middleware adds what other
-   * middleware set): they become `ws.responseHeaders`.
+   * the handler.
    */
-  accept(transport: Transport, headers?: readonly (readonly [string, string])[]): Connection;
+  accept(transport: Transport): Connection;
   /** Called by the adapter when the socket closed before it opened. */
   abandon(): void;
 }

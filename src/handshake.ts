@@ -234,8 +234,8 @@ export class Handshake<Data> {
   readonly remoteAddress: RemoteAddress;
   /** The request URL, parsed. */
   readonly url: URL;
-  /** The matched route's parameters (the Hono middleware replaces them with Hono's). */
-  params: Record<string, string | undefined>;
+  /** The matched route's parameters (the server's routes', or those an embedder passed). */
+  readonly params: Record<string, string | undefined>;
   /** What becomes `ws.data`. */
   data: Data | undefined = undefined;
   #headers: Headers | undefined = undefined;

@@ -116,6 +116,21 @@ function defaultOnError(error: unknown, connection?: unknown): void {
   console.error(connection ? "wsport: connection handler failed:" : "wsport:", error);
 }
 
+/**
+ * What an embedder (a framework's middleware) has already decided about a
+ * request when it hands it to {@linkcode WebSocketServer.handle}.
+ */
+export interface Embedding<Data = unknown> {
+  /** The parameters of the framework's matched route: they become `ws.params` (over the server's own routes). */
+  params?: Record<string, string | undefined>;
+  /** What becomes `ws.data`, before `processRequest` runs (which may still replace it). */
+  data?: Data;
+  /** 101 headers the framework set: the `headers` option, then `context.headers`, go over them. */
+  headers?: readonly (readonly [string, string])[];
+}
+
+const NO_EMBEDDING: Embedding<never> = Object.freeze({});
+
 class Upgrade<Data> implements PendingUpgrade {
   connection: Connection | undefined;
   /** The handler that will serve the connection (the matched route's, or the server's). */
@@ -145,8 +160,8 @@ class Upgrade<Data> implements PendingUpgrade {
     this.#accept = accept;
     this.#abandon = abandon;
   }
-  accept(transport: Transport, headers: HeaderPairs = this.headers): Connection {
-    const connection = this.#accept(transport, this, headers) as Connection;
+  accept(transport: Transport): Connection {
+    const connection = this.#accept(transport, this, this.headers) as Connection;
     this.request = this.handshake = undefined;
     return connection;
   }
@@ -251,7 +266,31 @@ export class WebSocketServer<Data = unknown> {
    * `server.upgrade()` and ignores what `fetch` returns afterwards, it is a
    * 101 `Response` carrying the headers that were sent.
    */
-  fetch = (request: Request, context?: unknown): Response | Promise<Response> => {
+  fetch = (request: Request, context?: unknown): Response | Promise<Response> =>
+    this.handle(request, context);
+
+  /**
+   * {@linkcode fetch} for an embedder that has already decided part of the
+   * handshake: a framework's middleware passes the parameters of the route it
+   * matched, the data it gathered and the response headers other middleware
+   * set. `fetch(request, context)` is `handle(request, context)`.
+   *
+   * @example
+   * ```ts
+   * import { createServer } from "../mod.ts";
+   *
+   * const wss = createServer((ws) => ws.send(`welcome to ${ws.params.room}`));
+   * const request = new Request("http://localhost/rooms/lobby");
+   * const response = await wss.handle(request, undefined, { params: { room: "lobby" } });
+   * console.log(response.status); // 426: not an upgrade request
+   * await wss.close();
+   * ```
+   */
+  handle(
+    request: Request,
+    context: unknown,
+    embedding: Embedding<Data> = NO_EMBEDDING,
+  ): Response | Promise<Response> {
     const hook = this.#options.processRequest;
     // While shutting down the hook still answers what it answers (load balancers poll health
     // checks during a rolling deploy); everything else gets 503.
@@ -263,8 +302,9 @@ export class WebSocketServer<Data = unknown> {
     const handshake: HandshakeContext<Data> = new Handshake<Data>(
       this.adapter.remoteAddress(request, context),
       url,
-      route?.params ?? NO_PARAMS,
+      embedding.params ?? route?.params ?? NO_PARAMS,
     );
+    if (embedding.data !== undefined) handshake.data = embedding.data;
     if (hook) {
       let result;
       try {
@@ -274,14 +314,14 @@ export class WebSocketServer<Data = unknown> {
       }
       if (result instanceof Promise) {
         return result.then(
-          (response) => this.#afterHook(request, context, handshake, handler, response),
+          (response) => this.#afterHook(request, context, handshake, handler, response, embedding),
           (error) => this.#hookFailed(error),
         );
       }
-      return this.#afterHook(request, context, handshake, handler, result);
+      return this.#afterHook(request, context, handshake, handler, result, embedding);
     }
-    return this.#afterHook(request, context, handshake, handler, undefined);
-  };
+    return this.#afterHook(request, context, handshake, handler, undefined, embedding);
+  }
 
   /** A processRequest that throws: 500 to the client, the error to onError, no upgrade. */
   #hookFailed(error: unknown): Response {
@@ -306,6 +346,7 @@ export class WebSocketServer<Data = unknown> {
     handshake: HandshakeContext<Data>,
     handler: Handler<Data> | undefined,
     response: ProcessRequestResult,
+    embedding: Embedding<Data>,
   ): Response {
     if (response instanceof Response) {
       // A health check or a redirect is an answer; a 4xx/5xx (401, 403, 429) is a refusal.
@@ -317,7 +358,7 @@ export class WebSocketServer<Data = unknown> {
     if (!this.#accepting) return this.#shuttingDown();
     // No route matched and the hook did not answer: refused before any upgrade.
     if (!handler) return this.#notFound();
-    return this.#upgrade(request, context, handshake, handler);
+    return this.#upgrade(request, context, handshake, handler, embedding);
   }
 
   #refused(refusal: Refusal): Response {
@@ -330,12 +371,14 @@ export class WebSocketServer<Data = unknown> {
     context: unknown,
     handshake: HandshakeContext<Data>,
     handler: Handler<Data>,
+    embedding: Embedding<Data>,
   ): Response {
     const options = this.#options;
     const protocol = negotiate(request, options, this.#connections.size + this.#pendingUpgrades);
     if (typeof protocol !== "string") return this.#refused(protocol);
-    // This handshake's own headers (context.headers) over the shared ones, if processRequest set any.
-    const headers = mergeHeaders(this.#headers, Handshake.headersOf(handshake as Handshake<Data>));
+    // The embedder's headers, then the shared ones, then this handshake's own (context.headers).
+    const shared = embedding.headers ? mergeHeaders(embedding.headers, this.#headers) : this.#headers;
+    const headers = mergeHeaders(shared, Handshake.headersOf(handshake as Handshake<Data>));
     const upgrade = new Upgrade<Data>(request, handshake, protocol, headers, this.#accept, this.#abandon);
     upgrade.handler = handler;
     if (!this.#topics.native && this.adapter.nativeTopics) {

@@ -6,22 +6,13 @@
  */
 import type { Adapter, PendingUpgrade } from "../adapter.ts";
 import type { Connection, Handler } from "../connection.ts";
-import { type HeaderPairs, mergeHeaders } from "../handshake.ts";
+import type { HeaderPairs } from "../handshake.ts";
 import { detectAdapter } from "../create_server.ts";
 import { type CloseOptions, WebSocketServer } from "../server.ts";
 import type { Transport } from "../transport.ts";
 import { bunShared, SharedBunTransport } from "./bun_shared.ts";
 import { keepUpgradeResponse } from "./deno_101.ts";
 import type { HonoContext, HonoWebSocketOptions, UpgradeWebSocketMiddleware } from "./types.ts";
-
-/** What the middleware hands to the core for one request, keyed by the request. */
-interface Handoff {
-  params: Record<string, string | undefined>;
-  data: unknown;
-  hasData: boolean;
-  /** Response headers other middleware set before the upgrade. */
-  headers: [string, string][];
-}
 
 /** Headers that describe the handshake or the message framing: the runtime writes these itself. */
 const HANDSHAKE_HEADERS = new Set([
@@ -47,19 +38,22 @@ function headersSetSoFar(c: HonoContext): [string, string][] {
   return pairs;
 }
 
-/** The core's pending upgrade, with the 101 headers and the transport adjusted for Hono. */
-class HonoUpgrade implements PendingUpgrade {
-  readonly headers: HeaderPairs;
+/** The core's pending upgrade, with the transport adjusted for a middleware sharing Bun's handlers. */
+class SharedBunUpgrade implements PendingUpgrade {
   #inner: PendingUpgrade;
-  #wrap: (transport: Transport) => Transport;
+  #prefix: string;
+  #seesEveryMessage: boolean;
 
-  constructor(inner: PendingUpgrade, headers: HeaderPairs, wrap: (transport: Transport) => Transport) {
+  constructor(inner: PendingUpgrade, prefix: string, seesEveryMessage: boolean) {
     this.#inner = inner;
-    this.headers = headers;
-    this.#wrap = wrap;
+    this.#prefix = prefix;
+    this.#seesEveryMessage = seesEveryMessage;
   }
   get protocol(): string {
     return this.#inner.protocol;
+  }
+  get headers(): HeaderPairs {
+    return this.#inner.headers;
   }
   get connection(): Connection | undefined {
     return this.#inner.connection;
@@ -68,8 +62,7 @@ class HonoUpgrade implements PendingUpgrade {
     this.#inner.connection = connection;
   }
   accept(transport: Transport): Connection {
-    // The headers sent, the other middleware's included, become ws.responseHeaders.
-    return this.#inner.accept(this.#wrap(transport), this.headers);
+    return this.#inner.accept(new SharedBunTransport(transport, this.#prefix, this.#seesEveryMessage));
   }
   abandon(): void {
     this.#inner.abandon();
@@ -125,9 +118,8 @@ export function upgradeWebSocket<Data = unknown, C extends HonoContext = HonoCon
   handler: Handler<Data>,
   options: HonoWebSocketOptions<Data, C> = {},
 ): UpgradeWebSocketMiddleware<Data, C> {
-  const { data: makeData, processRequest, ...serverOptions } = options;
+  const { data: makeData, ...serverOptions } = options;
   const runtime = detectAdapter();
-  const handoffs = new WeakMap<Request, Handoff>();
   const prefix = `wsport.hono.${++middlewareCount}:`;
   const isBun = runtime.runtime === "bun";
   const report = (error: Error) => {
@@ -146,59 +138,31 @@ export function upgradeWebSocket<Data = unknown, C extends HonoContext = HonoCon
       return native && { publish: (topic, data) => native.publish(prefix + topic, data) };
     }),
     upgrade(request, context, pending, limits) {
-      const handoff = handoffs.get(request);
-      // The middleware's headers first, the core's (`headers` option, then `context.headers`) over them.
-      const headers = handoff ? mergeHeaders(handoff.headers, pending.headers) : pending.headers;
       // On Bun several middlewares share one `websocket` object: their topics and size limits stay apart.
-      const wrap = isBun
-        ? (transport: Transport) =>
-          new SharedBunTransport(transport, prefix, limits.maxMessageSize >= (bunShared.cap ?? Infinity))
-        : (transport: Transport) => transport;
-      return runtime.upgrade(
-        request,
-        runtimeContext(context),
-        new HonoUpgrade(pending, headers, wrap),
-        limits,
-      );
+      if (isBun) {
+        pending = new SharedBunUpgrade(pending, prefix, limits.maxMessageSize >= (bunShared.cap ?? Infinity));
+      }
+      return runtime.upgrade(request, runtimeContext(context), pending, limits);
     },
     listen() {
       throw new Error("wsport/hono: the Hono app listens; serve it with Deno.serve or Bun.serve");
     },
   };
 
-  const server = new WebSocketServer<Data>(handler, {
-    ...serverOptions,
-    adapter,
-    processRequest(request, context) {
-      const handoff = handoffs.get(request);
-      if (handoff) {
-        // Hono matched the route: its params replace the server's own (shared, frozen) empty ones.
-        (context as { params: Record<string, string | undefined> }).params = handoff.params;
-        if (handoff.hasData) context.data = handoff.data as Data;
-      }
-      return processRequest?.(request, context);
-    },
-  });
+  const server = new WebSocketServer<Data>(handler, { ...serverOptions, adapter });
   if (isBun) {
     bunShared.live.add(server.limits);
     server.finished.then(() => bunShared.live.delete(server.limits));
   }
 
   const middleware = async (c: C, _next: () => Promise<void>): Promise<Response> => {
-    const request = c.req.raw;
-    const handoff: Handoff = {
+    // What Hono decided: its route's params, the `data` option's value, and the headers other
+    // middleware set (the `headers` option and `context.headers` go over them).
+    const response = await server.handle(c.req.raw, c.env, {
       params: { ...c.req.param() },
       data: makeData ? await makeData(c) : undefined,
-      hasData: makeData !== undefined,
       headers: headersSetSoFar(c),
-    };
-    handoffs.set(request, handoff);
-    let response;
-    try {
-      response = await server.fetch(request, c.env);
-    } finally {
-      handoffs.delete(request);
-    }
+    });
     // Bun has written the 101 inside server.upgrade() and discards what follows; the response it
     // returns (saying what was sent, for loggers) only lets Hono finish its middleware chain.
     if (response.status === 101 && !isBun) {
