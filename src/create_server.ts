@@ -9,7 +9,7 @@ import type { Adapter } from "./adapter.ts";
 import { bunAdapter } from "./adapters/bun.ts";
 import { denoAdapter } from "./adapters/deno.ts";
 import type { Handler } from "./connection.ts";
-import type { Routes } from "./router.ts";
+import { Router, type Routes } from "./router.ts";
 import { type ServerOptions, WebSocketServer } from "./server.ts";
 
 /** Returns the adapter for the current runtime, or throws naming the runtimes supported. */
@@ -59,5 +59,14 @@ export function createServer<Data = unknown>(
   handler: Handler<Data> | Routes<Data>,
   options?: ServerOptions<Data>,
 ): WebSocketServer<Data> {
-  return new WebSocketServer(handler, { ...options, adapter: options?.adapter ?? detectAdapter() });
+  if (options?.adapter) return new WebSocketServer(handler, options);
+  let adapter: Adapter;
+  try {
+    adapter = detectAdapter();
+  } catch (error) {
+    // A mistake in the routes is reported as one on every runtime, before the runtime is.
+    if (typeof handler !== "function") new Router(handler);
+    throw error;
+  }
+  return new WebSocketServer(handler, { ...options, adapter });
 }
