@@ -51,15 +51,8 @@ export {
 export { serve, type ServeOptions, Server } from "./src/serve.ts";
 export type { Engine } from "./src/engine.ts";
 export type { Routes } from "./src/router.ts";
-export {
-  connect,
-  type ConnectOptions,
-  InvalidHandshake,
-  InvalidURI,
-  reconnect,
-  type ReconnectCloseInfo,
-  type ReconnectOptions,
-} from "./src/client.ts";
+export { connect, type ConnectOptions, InvalidHandshake, InvalidURI } from "./src/client.ts";
+export { reconnect, type ReconnectCloseInfo, type ReconnectOptions } from "./src/reconnect.ts";
 export { broadcast, type BroadcastResult } from "./src/broadcast.ts";
 export type { PublishOptions, PublishResult, Topics } from "./src/connection.ts";
 export type { NativeTopics } from "./src/transport.ts";
