@@ -56,10 +56,9 @@ export {
   workersFetch,
   type WorkersServerOptions,
 } from "./src/workers/adapter.ts";
+export { publishToRoom, type PublishToRoomOptions } from "./src/workers/publish.ts";
+export type { RoomConnection } from "./src/workers/room_connection.ts";
 export {
-  publishToRoom,
-  type PublishToRoomOptions,
-  type RoomConnection,
   type RoomHandshakeContext,
   type RoomOptions,
   type RoomPublishOptions,

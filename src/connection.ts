@@ -7,10 +7,10 @@
  * @module
  */
 import {
+  checkCloseArguments,
   type CloseInfo,
   ConnectionClosed,
   ConnectionClosedOK,
-  isSendableCode,
   quietReject,
 } from "./errors.ts";
 import type { ServerCounters } from "./counters.ts";
@@ -519,8 +519,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
    */
   close(code = 1000, reason = ""): Promise<void> {
     if (this.#state === OPEN) {
-      if (!isSendableCode(code)) throw new RangeError(`close code ${code} may not be sent`);
-      if (encoder.encode(reason).byteLength > 123) throw new RangeError("close reason is over 123 bytes");
+      checkCloseArguments(code, reason);
       this.#startClosing(code, reason);
     }
     return this.closed.then(noop);

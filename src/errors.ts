@@ -18,6 +18,14 @@ export function isSendableCode(code: number): boolean {
     (code >= 3000 && code <= 4999);
 }
 
+const encoder = new TextEncoder();
+
+/** Throws `RangeError` unless `close(code, reason)` may send them: a sendable code, a reason of at most 123 bytes. */
+export function checkCloseArguments(code: number, reason: string): void {
+  if (!isSendableCode(code)) throw new RangeError(`close code ${code} may not be sent`);
+  if (encoder.encode(reason).byteLength > 123) throw new RangeError("close reason is over 123 bytes");
+}
+
 /** A promise rejected with `error` whose rejection is reported only if someone awaits it. */
 export function quietReject<T>(error: unknown): Promise<T> {
   const promise = Promise.reject(error);

@@ -5,28 +5,12 @@
  * @module
  */
 import type { Adapter } from "../adapter.ts";
-import { isSendableCode } from "../errors.ts";
 import type { Handler } from "../connection.ts";
 import { type ServerOptions, WebSocketServer } from "../server.ts";
 import type { Message, OutgoingData, Transport } from "../transport.ts";
-import { webSocketPairConstructor, type WorkersWebSocket } from "./types.ts";
+import { answerClose, webSocketPairConstructor, type WorkersWebSocket } from "./types.ts";
 
 const OPEN = 1;
-
-/**
- * Answers a peer's close frame. From the compatibility date 2026-04-07
- * (`web_socket_auto_reply_to_close`) workerd answers by itself; before it,
- * the Worker must, or the peer sees 1006. A second close is refused by the
- * runtime and ignored here.
- */
-function answerClose(socket: WorkersWebSocket, code: number, reason: string): void {
-  try {
-    if (isSendableCode(code)) socket.close(code, reason);
-    else socket.close();
-  } catch {
-    // Already answered (by the runtime or by an earlier close).
-  }
-}
 
 /** The Workers server socket as a core transport. */
 class WorkersTransport implements Transport {
