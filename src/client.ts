@@ -12,7 +12,7 @@ import { Connection, type ConnectionContext, type RemoteAddress } from "./connec
 import { createCounters } from "./counters.ts";
 import { type CloseInfo, InvalidHandshake, InvalidOption, InvalidURI } from "./errors.ts";
 import { checkNumber, type LimitOptions, resolveLimits } from "./options.ts";
-import { WebSocketTransport } from "./adapters/web_socket.ts";
+import { closeCodeOf, messageOf, WebSocketTransport } from "./adapters/web_socket.ts";
 
 export { InvalidHandshake, InvalidURI } from "./errors.ts";
 
@@ -252,10 +252,7 @@ export async function openClient(url: string | URL, options: ConnectOptions = {}
     signal?.addEventListener("abort", onAbortAfterOpen, { once: true });
     opening.resolve({ connection, closeStarted: () => transport.closeStarted });
   };
-  socket.onmessage = (event) => {
-    const data = event.data;
-    connection?.handleMessage(typeof data === "string" ? data : new Uint8Array(data));
-  };
+  socket.onmessage = (event) => connection?.handleMessage(messageOf(event));
   socket.onerror = (event) => {
     // Errors are always followed by a close event; before the open, the message is all a runtime tells.
     event.preventDefault();
@@ -272,10 +269,9 @@ export async function openClient(url: string | URL, options: ConnectOptions = {}
       );
       return;
     }
-    // Deno reports a dropped connection as code 0; the protocol's name for it is 1006.
     const asked = transport.substituted;
     if (asked && event.code === 1000) connection.handleClose(asked.code, asked.reason);
-    else connection.handleClose(event.code || 1006, event.reason);
+    else connection.handleClose(closeCodeOf(event), event.reason);
   };
 
   try {

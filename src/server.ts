@@ -117,6 +117,23 @@ function defaultOnError(error: unknown, connection?: unknown): void {
 }
 
 /**
+ * Hands `error` to `onError` (to `console.error` when there is none); an
+ * error `onError` itself throws goes to `console.error`. The server and the
+ * Hono middleware report through it.
+ */
+export function reportError<C>(
+  onError: ((error: unknown, connection: C | undefined) => void) | undefined,
+  error: unknown,
+  connection: C | undefined,
+): void {
+  try {
+    (onError ?? defaultOnError)(error, connection);
+  } catch (hookError) {
+    defaultOnError(hookError);
+  }
+}
+
+/**
  * What an embedder (a framework's middleware) has already decided about a
  * request when it hands it to {@linkcode WebSocketServer.handle}.
  */
@@ -465,11 +482,7 @@ export class WebSocketServer<Data = unknown> {
   }
 
   #report(error: unknown, connection: Connection<Data> | undefined): void {
-    try {
-      (this.#options.onError ?? defaultOnError)(error, connection as Connection<Data>);
-    } catch (hookError) {
-      defaultOnError(hookError);
-    }
+    reportError(this.#options.onError, error, connection);
   }
 
   /**

@@ -8,7 +8,7 @@ import type { Adapter, PendingUpgrade } from "../adapter.ts";
 import type { Connection, Handler } from "../connection.ts";
 import type { HeaderPairs } from "../handshake.ts";
 import { detectAdapter } from "../create_server.ts";
-import { type CloseOptions, WebSocketServer } from "../server.ts";
+import { type CloseOptions, reportError, WebSocketServer } from "../server.ts";
 import type { Transport } from "../transport.ts";
 import { bunShared, SharedBunTransport } from "./bun_shared.ts";
 import { keepUpgradeResponse } from "./deno_101.ts";
@@ -122,13 +122,7 @@ export function upgradeWebSocket<Data = unknown, C extends HonoContext = HonoCon
   const runtime = detectAdapter();
   const prefix = `wsport.hono.${++middlewareCount}:`;
   const isBun = runtime.runtime === "bun";
-  const report = (error: Error) => {
-    try {
-      (options.onError ?? ((error) => console.error("wsport:", error)))(error, undefined);
-    } catch (hookError) {
-      console.error("wsport:", hookError);
-    }
-  };
+  const report = (error: Error) => reportError(options.onError, error, undefined);
 
   const adapter: Adapter = {
     runtime: runtime.runtime,
