@@ -14,7 +14,7 @@ export interface PendingUpgrade {
   /** The subprotocol to answer with, "" for none. */
   readonly protocol: string;
   /** Extra response headers, as pairs: the `headers` option, then `processRequest`'s `context.headers`. */
-  readonly headers: readonly (readonly [string, string])[];
+  readonly responseHeaders: readonly (readonly [string, string])[];
   /** The connection, once `accept` has made it. */
   connection: Connection | undefined;
   /**

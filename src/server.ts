@@ -148,42 +148,47 @@ export interface Embedding<Data = unknown> {
 
 const NO_EMBEDDING: Embedding<never> = Object.freeze({});
 
-class Upgrade<Data> implements PendingUpgrade {
-  connection: Connection | undefined;
+/** What a handshake hands back to its server: one object per server, rather than closures per handshake. */
+interface UpgradeSink<Data> {
+  accept(upgrade: ServerHandshake<Data>, transport: Transport): Connection<Data>;
+  abandon(): void;
+}
+
+/**
+ * One handshake from `fetch` to `accept`, built once: the context
+ * `processRequest` sees and, once the server has admitted the request, the
+ * pending upgrade the adapter opens and the connection is made from.
+ */
+class ServerHandshake<Data> extends Handshake<Data> implements PendingUpgrade {
+  connection: Connection | undefined = undefined;
   /** The handler that will serve the connection (the matched route's, or the server's). */
-  handler!: Handler<Data>;
-  readonly protocol: string;
+  readonly handler: Handler<Data> | undefined;
+  /** Set when the server admits the request. */
+  protocol = "";
   /** The extra 101 headers: the server's shared list, or this handshake's own merged over it. */
-  readonly headers: HeaderPairs;
-  #accept: (transport: Transport, upgrade: Upgrade<Data>, headers: HeaderPairs) => Connection<Data>;
-  #abandon: () => void;
-  /** What the connection is made from; released once it is (Bun keeps this object as long as the socket). */
-  request: RequestCopy | undefined;
-  handshake: HandshakeContext<Data> | undefined;
+  responseHeaders: HeaderPairs = [];
+  /** The request, copied on admission (the runtime may free it once upgraded, as Deno does); released by `accept`. */
+  request: RequestCopy | undefined = undefined;
+  #sink: UpgradeSink<Data>;
 
   constructor(
-    request: Request,
-    handshake: HandshakeContext<Data>,
-    protocol: string,
-    headers: HeaderPairs,
-    accept: (transport: Transport, upgrade: Upgrade<Data>, headers: HeaderPairs) => Connection<Data>,
-    abandon: () => void,
+    remoteAddress: RemoteAddress,
+    url: URL,
+    params: Record<string, string | undefined>,
+    handler: Handler<Data> | undefined,
+    sink: UpgradeSink<Data>,
   ) {
-    // Copied now: the runtime may free the request once it has upgraded it (Deno).
-    this.request = copyRequest(request);
-    this.handshake = handshake;
-    this.protocol = protocol;
-    this.headers = headers;
-    this.#accept = accept;
-    this.#abandon = abandon;
+    super(remoteAddress, url, params);
+    this.handler = handler;
+    this.#sink = sink;
   }
   accept(transport: Transport): Connection {
-    const connection = this.#accept(transport, this, this.headers) as Connection;
-    this.request = this.handshake = undefined;
+    const connection = this.#sink.accept(this, transport) as Connection;
+    this.request = undefined;
     return connection;
   }
   abandon(): void {
-    this.#abandon();
+    this.#sink.abandon();
   }
 }
 
@@ -315,11 +320,12 @@ export class WebSocketServer<Data = unknown> {
     const url = new URL(request.url);
     // Routes are matched before anything else, so that processRequest sees the params.
     const route = this.#router?.match(url);
-    const handler = route ? route.handler : this.#handler;
-    const handshake: HandshakeContext<Data> = new Handshake<Data>(
+    const handshake = new ServerHandshake<Data>(
       this.adapter.remoteAddress(request, context),
       url,
       embedding.params ?? route?.params ?? NO_PARAMS,
+      route ? route.handler : this.#handler,
+      this.#sink,
     );
     if (embedding.data !== undefined) handshake.data = embedding.data;
     if (hook) {
@@ -331,13 +337,13 @@ export class WebSocketServer<Data = unknown> {
       }
       if (result instanceof Promise) {
         return result.then(
-          (response) => this.#afterHook(request, context, handshake, handler, response, embedding),
+          (response) => this.#afterHook(request, context, handshake, response, embedding),
           (error) => this.#hookFailed(error),
         );
       }
-      return this.#afterHook(request, context, handshake, handler, result, embedding);
+      return this.#afterHook(request, context, handshake, result, embedding);
     }
-    return this.#afterHook(request, context, handshake, handler, undefined, embedding);
+    return this.#afterHook(request, context, handshake, undefined, embedding);
   }
 
   /** A processRequest that throws: 500 to the client, the error to onError, no upgrade. */
@@ -360,8 +366,7 @@ export class WebSocketServer<Data = unknown> {
   #afterHook(
     request: Request,
     context: unknown,
-    handshake: HandshakeContext<Data>,
-    handler: Handler<Data> | undefined,
+    handshake: ServerHandshake<Data>,
     response: ProcessRequestResult,
     embedding: Embedding<Data>,
   ): Response {
@@ -374,8 +379,8 @@ export class WebSocketServer<Data = unknown> {
     // Shutting down (since before the hook or while it ran): whatever the path, no upgrade.
     if (!this.#accepting) return this.#shuttingDown();
     // No route matched and the hook did not answer: refused before any upgrade.
-    if (!handler) return this.#notFound();
-    return this.#upgrade(request, context, handshake, handler, embedding);
+    if (!handshake.handler) return this.#notFound();
+    return this.#upgrade(request, context, handshake, embedding);
   }
 
   #refused(refusal: Refusal): Response {
@@ -386,42 +391,45 @@ export class WebSocketServer<Data = unknown> {
   #upgrade(
     request: Request,
     context: unknown,
-    handshake: HandshakeContext<Data>,
-    handler: Handler<Data>,
+    handshake: ServerHandshake<Data>,
     embedding: Embedding<Data>,
   ): Response {
     const options = this.#options;
     const protocol = negotiate(request, options, this.#connections.size + this.#pendingUpgrades);
     if (typeof protocol !== "string") return this.#refused(protocol);
+    handshake.protocol = protocol;
     // The embedder's headers, then the shared ones, then this handshake's own (context.headers).
     const shared = embedding.headers ? mergeHeaders(embedding.headers, this.#headers) : this.#headers;
-    const headers = mergeHeaders(shared, Handshake.headersOf(handshake as Handshake<Data>));
-    const upgrade = new Upgrade<Data>(request, handshake, protocol, headers, this.#accept, this.#abandon);
-    upgrade.handler = handler;
+    handshake.responseHeaders = mergeHeaders(shared, Handshake.headersOf(handshake));
+    // Copied now: the runtime may free the request once it has upgraded it (Deno).
+    handshake.request = copyRequest(request);
     if (!this.#topics.native && this.adapter.nativeTopics) {
       this.#topics.native = this.adapter.nativeTopics(context);
     }
     this.#pendingUpgrades++;
     try {
-      return this.adapter.upgrade(request, context, upgrade, this.limits);
+      return this.adapter.upgrade(request, context, handshake, this.limits);
     } catch (error) {
       this.#pendingUpgrades--;
       throw error;
     }
   }
 
-  #abandon = (): void => {
-    this.#pendingUpgrades--;
-    this.#checkIdle();
+  #sink: UpgradeSink<Data> = {
+    accept: (handshake, transport) => this.#accept(handshake, transport),
+    abandon: () => {
+      this.#pendingUpgrades--;
+      this.#checkIdle();
+    },
   };
 
-  #accept = (transport: Transport, upgrade: Upgrade<Data>, headers: HeaderPairs): Connection<Data> => {
+  #accept(handshake: ServerHandshake<Data>, transport: Transport): Connection<Data> {
     this.#pendingUpgrades--;
-    const handshake = upgrade.handshake!;
+    const headers = handshake.responseHeaders;
     const connection = new Connection<Data>(transport, this.#context, {
-      request: upgrade.request!,
+      request: handshake.request!,
       remoteAddress: handshake.remoteAddress,
-      protocol: upgrade.protocol,
+      protocol: handshake.protocol,
       data: handshake.data as Data,
       params: handshake.params,
       // Only a connection whose 101 differed from the shared headers keeps its own.
@@ -429,7 +437,7 @@ export class WebSocketServer<Data = unknown> {
     });
     // The adapter must see the connection before any user code can close it:
     // Bun runs close handlers synchronously inside ws.close().
-    upgrade.connection = connection as Connection;
+    handshake.connection = connection as Connection;
     this.#connections.add(connection);
     this.counters.accepted++;
     if (!this.#accepting && this.#closeOptions?.closeConnections !== false) {
@@ -437,9 +445,10 @@ export class WebSocketServer<Data = unknown> {
       connection.close(this.#closeOptions!.code, this.#closeOptions!.reason).catch(() => {});
     }
     // Handlers start after the adapter's open callback has returned.
-    queueMicrotask(() => this.#run(connection, upgrade.handler));
+    const handler = handshake.handler!;
+    queueMicrotask(() => this.#run(connection, handler));
     return connection;
-  };
+  }
 
   #run(connection: Connection<Data>, handler: Handler<Data>): void {
     this.#runningHandlers++;

@@ -129,7 +129,7 @@ export const bunAdapter: Adapter = {
     if (typeof server?.upgrade !== "function") {
       throw new TypeError("wsport on Bun: pass Bun's server as fetch's second argument");
     }
-    const headers = new Headers(pending.headers as [string, string][]);
+    const headers = new Headers(pending.responseHeaders as [string, string][]);
     // Bun echoes the first offered subprotocol unless told otherwise; "" sends none.
     headers.set("sec-websocket-protocol", pending.protocol);
     if (!server.upgrade(request, { headers, data: pending })) {

@@ -79,7 +79,7 @@ function upgrade(
     protocol: pending.protocol || undefined,
     idleTimeout: Math.ceil(limits.idleTimeout / 1000),
   });
-  for (const [name, value] of pending.headers) {
+  for (const [name, value] of pending.responseHeaders) {
     // Each cookie is its own Set-Cookie header; other names are set once (the list has them combined).
     if (name === "set-cookie") response.headers.append(name, value);
     else response.headers.set(name, value);

@@ -52,8 +52,8 @@ class SharedBunUpgrade implements PendingUpgrade {
   get protocol(): string {
     return this.#inner.protocol;
   }
-  get headers(): HeaderPairs {
-    return this.#inner.headers;
+  get responseHeaders(): HeaderPairs {
+    return this.#inner.responseHeaders;
   }
   get connection(): Connection | undefined {
     return this.#inner.connection;

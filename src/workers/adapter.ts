@@ -128,7 +128,7 @@ export const workersAdapter: Adapter = {
     server.accept();
     // The runtime dispatches events in later tasks: the listeners above never run before this.
     const connection = pending.accept(new WorkersTransport(server));
-    const headers = new Headers(pending.headers as [string, string][]);
+    const headers = new Headers(pending.responseHeaders as [string, string][]);
     if (pending.protocol) headers.set("sec-websocket-protocol", pending.protocol);
     return new Response(null, { status: 101, webSocket: client, headers } as ResponseInit);
   },
