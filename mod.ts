@@ -26,7 +26,7 @@ export {
 } from "./src/errors.ts";
 export type { LimitCloseReason, RefusalReason, ServerCounters } from "./src/counters.ts";
 export { DEFAULT_LIMITS, type LimitOptions, type ResolvedLimits, type WriteLimit } from "./src/options.ts";
-export type { OriginPolicy } from "./src/handshake.ts";
+export type { HandshakeOptions, OriginPolicy } from "./src/handshake.ts";
 export type { Message, OutgoingData, Transport } from "./src/transport.ts";
 export type {
   Adapter,
@@ -38,9 +38,10 @@ export type {
 } from "./src/adapter.ts";
 export type { BunServerWebSocket, BunSocketData, BunWebSocketHandlers } from "./src/adapters/bun_types.ts";
 export type { RequestCopy } from "./src/request_copy.ts";
+export { createServer } from "./src/create_server.ts";
 export {
   type CloseOptions,
-  createServer,
+  type Embedding,
   type Handler,
   type HandshakeContext,
   type ProcessRequestResult,
@@ -50,15 +51,8 @@ export {
 export { serve, type ServeOptions, Server } from "./src/serve.ts";
 export type { Engine } from "./src/engine.ts";
 export type { Routes } from "./src/router.ts";
-export {
-  connect,
-  type ConnectOptions,
-  InvalidHandshake,
-  InvalidURI,
-  reconnect,
-  type ReconnectCloseInfo,
-  type ReconnectOptions,
-} from "./src/client.ts";
+export { connect, type ConnectOptions, InvalidHandshake, InvalidURI } from "./src/client.ts";
+export { reconnect, type ReconnectCloseInfo, type ReconnectOptions } from "./src/reconnect.ts";
 export { broadcast, type BroadcastResult } from "./src/broadcast.ts";
 export type { PublishOptions, PublishResult, Topics } from "./src/connection.ts";
 export type { NativeTopics } from "./src/transport.ts";

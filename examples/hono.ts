@@ -20,7 +20,7 @@
 import process from "node:process";
 import { type Context, Hono } from "hono";
 import type { Connection } from "../mod.ts";
-import { bunWebSocket, websocket } from "../src/adapters/hono.ts";
+import { bunWebSocket, websocket } from "../hono.ts";
 
 type AppEnv = { Variables: { user: string } };
 

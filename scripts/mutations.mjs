@@ -68,8 +68,9 @@ const MUTATIONS = [
   {
     name: "maxMessageSize is one byte larger",
     file: "src/options.ts",
-    search: 'maxMessageSize: check("maxMessageSize", options.maxMessageSize ?? d.maxMessageSize, 1),',
-    replace: 'maxMessageSize: check("maxMessageSize", options.maxMessageSize ?? d.maxMessageSize, 1) + 1,',
+    search: 'maxMessageSize: checkNumber("maxMessageSize", options.maxMessageSize ?? d.maxMessageSize, 1),',
+    replace:
+      'maxMessageSize: checkNumber("maxMessageSize", options.maxMessageSize ?? d.maxMessageSize, 1) + 1,',
     tests: ["tests/limits.test.ts", "tests/conformance/frames.test.ts"],
     filter: "maxMessageSize",
   },
@@ -112,8 +113,8 @@ const MUTATIONS = [
   {
     name: "idle timeout 4× longer",
     file: "src/options.ts",
-    search: 'idleTimeout: check("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0),',
-    replace: 'idleTimeout: check("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0) * 4,',
+    search: 'idleTimeout: checkNumber("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0),',
+    replace: 'idleTimeout: checkNumber("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0) * 4,',
     tests: ["tests/limits.test.ts"],
     filter: "keepalive",
   },

@@ -7,23 +7,22 @@
 import type { Connection, RemoteAddress } from "./connection.ts";
 import type { ResolvedLimits } from "./options.ts";
 import type { NativeTopics, Transport } from "./transport.ts";
+import type { BunSocketData, BunWebSocketHandlers } from "./adapters/bun_types.ts";
 
 /** An accepted handshake waiting for the runtime to open the socket. */
 export interface PendingUpgrade {
   /** The subprotocol to answer with, "" for none. */
   readonly protocol: string;
   /** Extra response headers, as pairs: the `headers` option, then `processRequest`'s `context.headers`. */
-  readonly headers: readonly (readonly [string, string])[];
+  readonly responseHeaders: readonly (readonly [string, string])[];
   /** The connection, once `accept` has made it. */
   connection: Connection | undefined;
   /**
    * Called by the adapter when the runtime opened the socket: makes the
    * connection (setting `connection` before any user code runs) and starts
-   * the handler. `headers` are the extra headers the 101 carried, when an
-   * adapter sent others than `headers` (the Hono middleware adds what other
-   * middleware set): they become `ws.responseHeaders`.
+   * the handler.
    */
-  accept(transport: Transport, headers?: readonly (readonly [string, string])[]): Connection;
+  accept(transport: Transport): Connection;
   /** Called by the adapter when the socket closed before it opened. */
   abandon(): void;
 }
@@ -66,6 +65,12 @@ export interface Adapter {
   readonly runtime: string;
   /** The runtime's own topic fan-out, if it has one (Bun); `context` as in `upgrade`. */
   nativeTopics?(context: unknown): NativeTopics | undefined;
+  /**
+   * What the runtime needs beside `fetch` to run the sockets, when it needs
+   * something (Bun: the `websocket` handlers for `Bun.serve`, limits fixed in
+   * them); the server's `websocket` getter returns it.
+   */
+  websocket?(limits: ResolvedLimits): BunWebSocketHandlers<BunSocketData>;
   /** Where the request came from; `context` is what the runtime passed to its fetch handler. */
   remoteAddress(request: Request, context: unknown): RemoteAddress;
   /**

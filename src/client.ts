@@ -1,7 +1,7 @@
 /**
  * The client: `connect()` opens a {@linkcode Connection} over the runtime's
- * standard global `WebSocket` (Deno, Bun, Node 22+, browsers), and
- * `reconnect()` keeps one open, with backoff, for as long as you iterate.
+ * standard global `WebSocket` (Deno, Bun, Node 22+, browsers); `reconnect()`
+ * (in `reconnect.ts`) keeps one open, with backoff, for as long as you iterate.
  *
  * The connection is the same class a server handler receives: iterate it,
  * `recv()`, `send()` with backpressure, `close()`, `closed`, `signal`, streams.
@@ -11,8 +11,8 @@
 import { Connection, type ConnectionContext, type RemoteAddress } from "./connection.ts";
 import { createCounters } from "./counters.ts";
 import { type CloseInfo, InvalidHandshake, InvalidOption, InvalidURI } from "./errors.ts";
-import { type LimitOptions, resolveLimits } from "./options.ts";
-import { WebSocketTransport } from "./adapters/web_socket.ts";
+import { checkNumber, type LimitOptions, resolveLimits } from "./options.ts";
+import { closeCodeOf, messageOf, WebSocketTransport } from "./adapters/web_socket.ts";
 
 export { InvalidHandshake, InvalidURI } from "./errors.ts";
 
@@ -42,44 +42,6 @@ export interface ConnectOptions extends Omit<LimitOptions, "idleTimeout"> {
   openTimeout?: number;
 }
 
-/** How a connection yielded by {@linkcode reconnect} ended, for `shouldReconnect`. */
-export interface ReconnectCloseInfo extends CloseInfo {
-  /** `true` when this side started the closing handshake (`close()`, a limit, or the signal). */
-  initiatedByClient: boolean;
-}
-
-/** Options of {@linkcode reconnect}: the options of {@linkcode connect} and the backoff. */
-export interface ReconnectOptions extends ConnectOptions {
-  /** Milliseconds before the first attempt after a loss or failure. Default 100. */
-  minDelay?: number;
-  /** The longest wait between attempts, in milliseconds. Default 10,000. */
-  maxDelay?: number;
-  /** Each consecutive failure multiplies the wait by this. Default 1.6. */
-  factor?: number;
-  /**
-   * Randomness of each wait, from 0 (exact) to 1: a wait is
-   * `min(maxDelay, minDelay × factor^n) × (1 − jitter × random())`, so many
-   * clients dropped at once do not all come back at once. Default 0.5.
-   */
-  jitter?: number;
-  /**
-   * Whether to reconnect after a connection the loop yielded has closed.
-   * Default: not after a normal close (1000, 1001) this side started;
-   * after anything else (a server's 1000, 1001, 1006, 1011, 1012, 1013, …) yes.
-   */
-  shouldReconnect?(close: ReconnectCloseInfo): boolean;
-  /**
-   * Whether to try again after an attempt failed; returning `false` makes the
-   * loop throw `error`. Default: retry timeouts and {@linkcode InvalidHandshake}s
-   * without a status (unreachable server, or a runtime that does not tell)
-   * or with 408, 429 or 5xx; throw anything else (401, 403, 404, a bad URL or
-   * option).
-   */
-  shouldRetry?(error: unknown): boolean;
-  /** Called after each failed attempt that will be retried, with the wait in milliseconds. Default: nothing. */
-  onRetry?(error: unknown, delay: number): void;
-}
-
 const DEFAULT_OPEN_TIMEOUT = 10_000;
 const noop = () => {};
 const encoder = new TextEncoder();
@@ -94,7 +56,7 @@ function baseURL(): string | undefined {
 }
 
 /** Parses a ws(s) or http(s) URL into a ws(s) URL without fragment. */
-function parseURL(url: string | URL): URL {
+export function parseURL(url: string | URL): URL {
   const text = String(url);
   let parsed: URL;
   try {
@@ -116,13 +78,6 @@ function parseURL(url: string | URL): URL {
 function acceptsHeaders(): boolean {
   const g = globalThis as { Deno?: unknown; Bun?: unknown; process?: { versions?: { node?: string } } };
   return g.Deno !== undefined || g.Bun !== undefined || typeof g.process?.versions?.node === "string";
-}
-
-function checkNumber(name: string, value: number, min: number, max = Infinity): number {
-  if (typeof value !== "number" || Number.isNaN(value) || value < min || value > max) {
-    throw new InvalidOption(`${name} must be a number from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
 }
 
 /**
@@ -155,9 +110,6 @@ class ClientTransport extends WebSocketTransport {
     }
   }
 }
-
-/** The transport behind each client connection, for `reconnect()`'s `initiatedByClient`. */
-const transports = new WeakMap<Connection, ClientTransport>();
 
 /** The HTTP status in a runtime's handshake error message: Deno's "Invalid status code: 401", Bun's "Expected 101 status code: 401". */
 function statusFromMessage(message: string): number | undefined {
@@ -203,9 +155,22 @@ function statusFromMessage(message: string): number | undefined {
  * ```
  */
 export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<Connection> {
+  return (await openClient(url, options)).connection;
+}
+
+/** A client connection and whether this side started its closing handshake, for `reconnect()`. */
+export interface OpenedClient {
+  /** The open connection. */
+  connection: Connection;
+  /** Whether this side started the closing handshake (`close()`, a limit, or the signal). */
+  closeStarted(): boolean;
+}
+
+/** {@linkcode connect}, also telling who started the close (`reconnect()`'s `initiatedByClient`). */
+export async function openClient(url: string | URL, options: ConnectOptions = {}): Promise<OpenedClient> {
   const target = parseURL(url);
   const limits = resolveLimits(options);
-  const openTimeout = checkNumber("openTimeout", options.openTimeout ?? DEFAULT_OPEN_TIMEOUT, 0);
+  const openTimeout = checkNumber("openTimeout", options.openTimeout ?? DEFAULT_OPEN_TIMEOUT, 0, Infinity);
   const signal = options.signal;
   signal?.throwIfAborted();
   const headers = new Headers(options.headers);
@@ -255,7 +220,7 @@ export async function connect(url: string | URL, options: ConnectOptions = {}): 
     connectionClosed: () => signal?.removeEventListener("abort", onAbortAfterOpen),
   };
   let connection: Connection | undefined;
-  const opening = Promise.withResolvers<Connection>();
+  const opening = Promise.withResolvers<OpenedClient>();
   let failure = "";
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -284,14 +249,10 @@ export async function connect(url: string | URL, options: ConnectOptions = {}): 
       protocol: socket.protocol,
       data: undefined,
     });
-    transports.set(connection, transport);
     signal?.addEventListener("abort", onAbortAfterOpen, { once: true });
-    opening.resolve(connection);
+    opening.resolve({ connection, closeStarted: () => transport.closeStarted });
   };
-  socket.onmessage = (event) => {
-    const data = event.data;
-    connection?.handleMessage(typeof data === "string" ? data : new Uint8Array(data));
-  };
+  socket.onmessage = (event) => connection?.handleMessage(messageOf(event));
   socket.onerror = (event) => {
     // Errors are always followed by a close event; before the open, the message is all a runtime tells.
     event.preventDefault();
@@ -308,10 +269,9 @@ export async function connect(url: string | URL, options: ConnectOptions = {}): 
       );
       return;
     }
-    // Deno reports a dropped connection as code 0; the protocol's name for it is 1006.
     const asked = transport.substituted;
     if (asked && event.code === 1000) connection.handleClose(asked.code, asked.reason);
-    else connection.handleClose(event.code || 1006, event.reason);
+    else connection.handleClose(closeCodeOf(event), event.reason);
   };
 
   try {
@@ -319,128 +279,5 @@ export async function connect(url: string | URL, options: ConnectOptions = {}): 
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbortBeforeOpen);
-  }
-}
-
-/** Resolves `true` after `ms`, or `false` as soon as `signal` aborts; leaves no timer behind. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-function defaultShouldReconnect(close: ReconnectCloseInfo): boolean {
-  return !(close.initiatedByClient && (close.code === 1000 || close.code === 1001));
-}
-
-function defaultShouldRetry(error: unknown): boolean {
-  if (error instanceof InvalidHandshake) {
-    const status = error.status;
-    return status === undefined || status === 408 || status === 429 || status >= 500;
-  }
-  return error instanceof DOMException && error.name === "TimeoutError";
-}
-
-/**
- * Connects to `url` and yields the open connection; once that connection has
- * closed and you ask for the next one, connects again, as Python websockets'
- * `async for websocket in connect(uri)` does.
- *
- * - The first attempt is immediate. After a connection is lost the loop
- *   waits `minDelay`, then after each failed attempt `factor` times longer
- *   (up to `maxDelay`, with `jitter`); a successful open resets the backoff.
- * - It waits for the connection it yielded to close before reconnecting
- *   (iterate it to the end, or `close()` it).
- * - It ends (without error) when `signal` aborts (the open connection is
- *   closed with 1000), or when `shouldReconnect` says no. Leaving the loop
- *   (`break`, `return`, a throw) closes the open connection with 1000 and
- *   waits for the closing handshake.
- * - A failed attempt is retried while `shouldRetry` says so; otherwise the
- *   loop throws the error (by default: 4xx answers other than 408 and 429,
- *   bad URLs and options).
- *
- * @example Stay connected until aborted
- * ```ts
- * import { reconnect, serve } from "../mod.ts";
- *
- * await using server = serve(async (ws) => {
- *   await ws.send("welcome");
- * }, { hostname: "127.0.0.1", port: 0 });
- *
- * const controller = new AbortController();
- * for await (const ws of reconnect(`ws://127.0.0.1:${server.addr.port}/`, { signal: controller.signal })) {
- *   for await (const message of ws) console.log(message); // "welcome", then the server closes with 1000
- *   controller.abort(); // a real client would go on: the server's close is not this side's
- * }
- * ```
- */
-export async function* reconnect(
-  url: string | URL,
-  options: ReconnectOptions = {},
-): AsyncGenerator<Connection, void, undefined> {
-  const {
-    minDelay = 100,
-    maxDelay = 10_000,
-    factor = 1.6,
-    jitter = 0.5,
-    shouldReconnect = defaultShouldReconnect,
-    shouldRetry = defaultShouldRetry,
-    onRetry,
-    signal,
-    ...connectOptions
-  } = options;
-  checkNumber("minDelay", minDelay, 0);
-  checkNumber("maxDelay", maxDelay, minDelay);
-  checkNumber("factor", factor, 1);
-  checkNumber("jitter", jitter, 0, 1);
-  parseURL(url); // a bad URL throws now rather than being retried
-
-  const backoff = (n: number) => Math.min(maxDelay, minDelay * factor ** n) * (1 - jitter * Math.random());
-  // Aborted when the caller's signal aborts or the loop ends: cancels a wait or
-  // an attempt, and closes the open connection (connect() was given it).
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(signal!.reason);
-  if (signal?.aborted) return;
-  signal?.addEventListener("abort", onAbort, { once: true });
-  let current: Connection | undefined;
-  try {
-    let failures = 0;
-    let wait = 0;
-    while (true) {
-      if (wait > 0 && !await sleep(wait, stop.signal)) return;
-      if (stop.signal.aborted) return;
-      try {
-        current = await connect(url, { ...connectOptions, signal: stop.signal });
-      } catch (error) {
-        if (stop.signal.aborted) return;
-        if (!shouldRetry(error)) throw error;
-        wait = backoff(failures++);
-        onRetry?.(error, wait);
-        continue;
-      }
-      failures = 0;
-      yield current;
-      const info = await current.closed;
-      const initiatedByClient = transports.get(current)?.closeStarted ?? false;
-      current = undefined;
-      if (stop.signal.aborted) return;
-      if (!shouldReconnect({ ...info, initiatedByClient })) return;
-      wait = backoff(failures++);
-    }
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-    stop.abort();
-    if (current) {
-      await current.close(1000).catch(noop);
-    }
   }
 }

@@ -7,10 +7,10 @@
  * @module
  */
 import {
+  checkCloseArguments,
   type CloseInfo,
   ConnectionClosed,
   ConnectionClosedOK,
-  isSendableCode,
   quietReject,
 } from "./errors.ts";
 import type { ServerCounters } from "./counters.ts";
@@ -18,6 +18,13 @@ import { burstLimit, QUEUE_OVERHEAD, queueBudget, type ResolvedLimits } from "./
 import { type RequestCopy, requestFromCopy } from "./request_copy.ts";
 import type { Message, OutgoingData, Transport } from "./transport.ts";
 import { currentTurn, yieldIfTurnIsLong } from "./turn.ts";
+
+/**
+ * A connection handler: it receives each new connection. When it returns the
+ * connection closes with 1000; when it throws, with 1011 (the error goes to
+ * `onError`). A `ConnectionClosed` it lets escape is not an error.
+ */
+export type Handler<Data = unknown> = (ws: Connection<Data>) => void | Promise<void>;
 
 /** Where a peer connected from. */
 export interface RemoteAddress {
@@ -512,8 +519,7 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
    */
   close(code = 1000, reason = ""): Promise<void> {
     if (this.#state === OPEN) {
-      if (!isSendableCode(code)) throw new RangeError(`close code ${code} may not be sent`);
-      if (encoder.encode(reason).byteLength > 123) throw new RangeError("close reason is over 123 bytes");
+      checkCloseArguments(code, reason);
       this.#startClosing(code, reason);
     }
     return this.closed.then(noop);

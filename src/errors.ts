@@ -12,11 +12,18 @@ export interface CloseInfo {
   reason: string;
 }
 
-/** Close codes that count as a normal end of a connection. */
 /** Close codes an endpoint may send (RFC 6455 §7.4.1 and the IANA registry). */
 export function isSendableCode(code: number): boolean {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
     (code >= 3000 && code <= 4999);
+}
+
+const encoder = new TextEncoder();
+
+/** Throws `RangeError` unless `close(code, reason)` may send them: a sendable code, a reason of at most 123 bytes. */
+export function checkCloseArguments(code: number, reason: string): void {
+  if (!isSendableCode(code)) throw new RangeError(`close code ${code} may not be sent`);
+  if (encoder.encode(reason).byteLength > 123) throw new RangeError("close reason is over 123 bytes");
 }
 
 /** A promise rejected with `error` whose rejection is reported only if someone awaits it. */
@@ -26,6 +33,7 @@ export function quietReject<T>(error: unknown): Promise<T> {
   return promise;
 }
 
+/** Close codes that count as a normal end of a connection. */
 const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005]);
 
 /**

@@ -8,6 +8,26 @@
 import type { RemoteAddress } from "./connection.ts";
 import type { RefusalReason } from "./counters.ts";
 
+/** What `processRequest` may return: a `Response` to send instead of upgrading, or nothing to go on. */
+export type ProcessRequestResult = Response | undefined | void;
+
+/**
+ * The handshake options a server and a Workers room share; each adds its own
+ * (limits, `onError`, `pubsub`, …). `Context` is what `processRequest` sees.
+ */
+export interface HandshakeOptions<Context> {
+  /** Called for each upgrade request before anything else; a `Response` refuses it. */
+  processRequest?(request: Request, context: Context): ProcessRequestResult | Promise<ProcessRequestResult>;
+  /** Allowed `Origin` values; others get 403. Default: any origin. */
+  origins?: OriginPolicy;
+  /** Subprotocols spoken, in order of preference. */
+  subprotocols?: readonly string[];
+  /** Extra headers for every 101 response; `processRequest` adds per-request ones with `context.headers`. */
+  headers?: HeadersInit;
+  /** Upgrades past this many open connections (of the server, or of the room) get 503. Default: no limit. */
+  maxConnections?: number;
+}
+
 /** Which `Origin` headers may connect. */
 export type OriginPolicy =
   | readonly (string | RegExp | null)[]
@@ -141,12 +161,14 @@ export function chooseSubprotocol(request: Request, supported: readonly string[]
   return supported.find((protocol) => tokens.includes(protocol)) ?? "";
 }
 
-/** The admission policy {@linkcode admit} applies. */
+/** The admission policy {@linkcode admit} applies ({@linkcode negotiate} also reads `subprotocols`). */
 export interface AdmissionPolicy {
   /** Allowed `Origin` values; others are refused 403. */
   origins?: OriginPolicy;
   /** Refuse 503 once this many connections are open. */
   maxConnections?: number;
+  /** Subprotocols spoken, in order of preference. */
+  subprotocols?: readonly string[];
 }
 
 /**
@@ -174,6 +196,31 @@ export function admit(request: Request, policy: AdmissionPolicy, open: number): 
   return undefined;
 }
 
+/**
+ * {@linkcode admit}, then {@linkcode chooseSubprotocol}: the refusal, or the
+ * subprotocol to answer with ("" for none). What the server and the Workers
+ * rooms both decide once `processRequest` has let a request through.
+ *
+ * @example
+ * ```ts
+ * import { negotiate } from "./handshake.ts";
+ * const request = new Request("http://localhost/", {
+ *   headers: {
+ *     upgrade: "websocket",
+ *     connection: "Upgrade",
+ *     "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+ *     "sec-websocket-version": "13",
+ *     "sec-websocket-protocol": "b, a",
+ *   },
+ * });
+ * console.log(negotiate(request, { subprotocols: ["a", "b"] }, 0)); // "a"
+ * ```
+ */
+export function negotiate(request: Request, policy: AdmissionPolicy, open: number): Refusal | string {
+  return admit(request, policy, open) ??
+    (policy.subprotocols ? chooseSubprotocol(request, policy.subprotocols) : "");
+}
+
 /** Response headers as name/value pairs (names in lower case, as a `Headers` lists them). */
 export type HeaderPairs = readonly (readonly [string, string])[];
 
@@ -187,8 +234,8 @@ export class Handshake<Data> {
   readonly remoteAddress: RemoteAddress;
   /** The request URL, parsed. */
   readonly url: URL;
-  /** The matched route's parameters (the Hono middleware replaces them with Hono's). */
-  params: Record<string, string | undefined>;
+  /** The matched route's parameters (the server's routes', or those an embedder passed). */
+  readonly params: Record<string, string | undefined>;
   /** What becomes `ws.data`. */
   data: Data | undefined = undefined;
   #headers: Headers | undefined = undefined;

@@ -116,9 +116,20 @@ export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   compression: false,
 });
 
-function check(name: string, value: number, min: number): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
-    throw new InvalidOption(`${name} must be a number >= ${min}, got ${String(value)}`);
+/**
+ * Returns `value` when it is a number from `min` to `max`, else throws
+ * `InvalidOption` naming the option. The default `max` leaves out
+ * `Infinity` (limits must be finite); the client's options pass `Infinity`.
+ */
+export function checkNumber(
+  name: string,
+  value: number,
+  min: number,
+  max: number = Number.MAX_VALUE,
+): number {
+  if (typeof value !== "number" || Number.isNaN(value) || value < min || value > max) {
+    const range = max === Number.MAX_VALUE ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new InvalidOption(`${name} must be a number ${range}, got ${String(value)}`);
   }
   return value;
 }
@@ -127,20 +138,20 @@ function check(name: string, value: number, min: number): number {
 export function resolveLimits(options: LimitOptions): ResolvedLimits {
   const d = DEFAULT_LIMITS;
   const write = options.writeLimit ?? d.writeHigh;
-  const writeHigh = check("writeLimit.high", typeof write === "number" ? write : write.high, 0);
-  const writeLow = check(
+  const writeHigh = checkNumber("writeLimit.high", typeof write === "number" ? write : write.high, 0);
+  const writeLow = checkNumber(
     "writeLimit.low",
     typeof write === "number" ? writeHigh / 4 : write.low ?? writeHigh / 4,
     0,
   );
   if (writeLow > writeHigh) throw new InvalidOption("writeLimit.low must not exceed writeLimit.high");
   return {
-    maxMessageSize: check("maxMessageSize", options.maxMessageSize ?? d.maxMessageSize, 1),
-    maxQueue: Math.floor(check("maxQueue", options.maxQueue ?? d.maxQueue, 1)),
+    maxMessageSize: checkNumber("maxMessageSize", options.maxMessageSize ?? d.maxMessageSize, 1),
+    maxQueue: Math.floor(checkNumber("maxQueue", options.maxQueue ?? d.maxQueue, 1)),
     writeHigh,
     writeLow,
-    idleTimeout: check("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0),
-    closeTimeout: check("closeTimeout", options.closeTimeout ?? d.closeTimeout, 0),
+    idleTimeout: checkNumber("idleTimeout", options.idleTimeout ?? d.idleTimeout, 0),
+    closeTimeout: checkNumber("closeTimeout", options.closeTimeout ?? d.closeTimeout, 0),
     compression: options.compression === true,
   };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { InvalidOption } from "./errors.ts";
-import type { Handler } from "./server.ts";
+import type { Handler } from "./connection.ts";
 
 /**
  * Routes: pathname patterns in `URLPattern` syntax (`/echo`, `/rooms/:room`,

@@ -5,36 +5,35 @@
  * @module
  */
 import type { Adapter, PendingUpgrade } from "./adapter.ts";
-import { Connection, type ConnectionContext, NO_PARAMS, type RemoteAddress } from "./connection.ts";
-import { createCounters, type ServerCounters } from "./counters.ts";
-import { ConnectionClosed } from "./errors.ts";
 import {
-  admit,
-  chooseSubprotocol,
+  Connection,
+  type ConnectionContext,
+  type Handler,
+  NO_PARAMS,
+  type RemoteAddress,
+} from "./connection.ts";
+import { createCounters, type ServerCounters } from "./counters.ts";
+import { ConnectionClosed, InvalidOption } from "./errors.ts";
+import {
   Handshake,
+  type HandshakeOptions,
   type HeaderPairs,
   mergeHeaders,
-  type OriginPolicy,
+  negotiate,
+  type ProcessRequestResult,
   type Refusal,
   refuse,
 } from "./handshake.ts";
 import { type LimitOptions, type ResolvedLimits, resolveLimits } from "./options.ts";
-import { detectAdapter } from "./runtime.ts";
 import type { OutgoingData, Transport } from "./transport.ts";
 import type { PublishResult } from "./connection.ts";
 import { copyRequest, type RequestCopy } from "./request_copy.ts";
 import type { PubSubBackend } from "./pubsub/backend.ts";
 import { TopicHub } from "./pubsub/hub.ts";
-import { bunWebSocketHandlers } from "./adapters/bun.ts";
 import type { BunSocketData, BunWebSocketHandlers } from "./adapters/bun_types.ts";
 import { Router, type Routes } from "./router.ts";
 
-/**
- * A connection handler: it receives each new connection. When it returns the
- * connection closes with 1000; when it throws, with 1011 (the error goes to
- * `onError`). A `ConnectionClosed` it lets escape is not an error.
- */
-export type Handler<Data = unknown> = (ws: Connection<Data>) => void | Promise<void>;
+export type { Handler };
 
 /** What `processRequest` can read and set about a handshake. */
 export interface HandshakeContext<Data = unknown> {
@@ -74,11 +73,11 @@ export interface HandshakeContext<Data = unknown> {
   readonly headers: Headers;
 }
 
-/** What `processRequest` may return: a `Response` to send instead of upgrading, or nothing to go on. */
-export type ProcessRequestResult = Response | undefined | void;
+export type { ProcessRequestResult };
 
 /** Options of {@linkcode createServer} (and of `serve`). */
-export interface ServerOptions<Data = unknown> extends LimitOptions {
+export interface ServerOptions<Data = unknown>
+  extends LimitOptions, HandshakeOptions<HandshakeContext<Data>> {
   /**
    * Called for every request before anything else. Return a `Response` to
    * answer it instead of upgrading (health checks, 401, 403), or nothing to
@@ -88,14 +87,6 @@ export interface ServerOptions<Data = unknown> extends LimitOptions {
     request: Request,
     context: HandshakeContext<Data>,
   ): ProcessRequestResult | Promise<ProcessRequestResult>;
-  /** Allowed `Origin` values; others get 403. Default: any origin. */
-  origins?: OriginPolicy;
-  /** Subprotocols the server speaks, in order of preference. */
-  subprotocols?: readonly string[];
-  /** Extra headers for every 101 response; `processRequest` adds per-request ones with `context.headers`. */
-  headers?: HeadersInit;
-  /** Upgrades past this many open connections get 503. Default: no limit. */
-  maxConnections?: number;
   /** Receives errors thrown by handlers and pub/sub backend failures. Default: logs with `console.error`. */
   onError?(error: unknown, connection: Connection<Data> | undefined): void;
   /**
@@ -104,7 +95,10 @@ export interface ServerOptions<Data = unknown> extends LimitOptions {
    * process only.
    */
   pubsub?: PubSubBackend;
-  /** The runtime adapter; detected when omitted. */
+  /**
+   * The runtime adapter; `createServer()` and `serve()` detect it when omitted
+   * (`new WebSocketServer` needs it: the core names no runtime).
+   */
   adapter?: Adapter;
 }
 
@@ -122,42 +116,79 @@ function defaultOnError(error: unknown, connection?: unknown): void {
   console.error(connection ? "wsport: connection handler failed:" : "wsport:", error);
 }
 
-class Upgrade<Data> implements PendingUpgrade {
-  connection: Connection | undefined;
+/**
+ * Hands `error` to `onError` (to `console.error` when there is none); an
+ * error `onError` itself throws goes to `console.error`. The server and the
+ * Hono middleware report through it.
+ */
+export function reportError<C>(
+  onError: ((error: unknown, connection: C | undefined) => void) | undefined,
+  error: unknown,
+  connection: C | undefined,
+): void {
+  try {
+    (onError ?? defaultOnError)(error, connection);
+  } catch (hookError) {
+    defaultOnError(hookError);
+  }
+}
+
+/**
+ * What an embedder (a framework's middleware) has already decided about a
+ * request when it hands it to {@linkcode WebSocketServer.handle}.
+ */
+export interface Embedding<Data = unknown> {
+  /** The parameters of the framework's matched route: they become `ws.params` (over the server's own routes). */
+  params?: Record<string, string | undefined>;
+  /** What becomes `ws.data`, before `processRequest` runs (which may still replace it). */
+  data?: Data;
+  /** 101 headers the framework set: the `headers` option, then `context.headers`, go over them. */
+  headers?: readonly (readonly [string, string])[];
+}
+
+const NO_EMBEDDING: Embedding<never> = Object.freeze({});
+
+/** What a handshake hands back to its server: one object per server, rather than closures per handshake. */
+interface UpgradeSink<Data> {
+  accept(upgrade: ServerHandshake<Data>, transport: Transport): Connection<Data>;
+  abandon(): void;
+}
+
+/**
+ * One handshake from `fetch` to `accept`, built once: the context
+ * `processRequest` sees and, once the server has admitted the request, the
+ * pending upgrade the adapter opens and the connection is made from.
+ */
+class ServerHandshake<Data> extends Handshake<Data> implements PendingUpgrade {
+  connection: Connection | undefined = undefined;
   /** The handler that will serve the connection (the matched route's, or the server's). */
-  handler!: Handler<Data>;
-  readonly protocol: string;
+  readonly handler: Handler<Data> | undefined;
+  /** Set when the server admits the request. */
+  protocol = "";
   /** The extra 101 headers: the server's shared list, or this handshake's own merged over it. */
-  readonly headers: HeaderPairs;
-  #accept: (transport: Transport, upgrade: Upgrade<Data>, headers: HeaderPairs) => Connection<Data>;
-  #abandon: () => void;
-  /** What the connection is made from; released once it is (Bun keeps this object as long as the socket). */
-  request: RequestCopy | undefined;
-  handshake: HandshakeContext<Data> | undefined;
+  responseHeaders: HeaderPairs = [];
+  /** The request, copied on admission (the runtime may free it once upgraded, as Deno does); released by `accept`. */
+  request: RequestCopy | undefined = undefined;
+  #sink: UpgradeSink<Data>;
 
   constructor(
-    request: Request,
-    handshake: HandshakeContext<Data>,
-    protocol: string,
-    headers: HeaderPairs,
-    accept: (transport: Transport, upgrade: Upgrade<Data>, headers: HeaderPairs) => Connection<Data>,
-    abandon: () => void,
+    remoteAddress: RemoteAddress,
+    url: URL,
+    params: Record<string, string | undefined>,
+    handler: Handler<Data> | undefined,
+    sink: UpgradeSink<Data>,
   ) {
-    // Copied now: the runtime may free the request once it has upgraded it (Deno).
-    this.request = copyRequest(request);
-    this.handshake = handshake;
-    this.protocol = protocol;
-    this.headers = headers;
-    this.#accept = accept;
-    this.#abandon = abandon;
+    super(remoteAddress, url, params);
+    this.handler = handler;
+    this.#sink = sink;
   }
-  accept(transport: Transport, headers: HeaderPairs = this.headers): Connection {
-    const connection = this.#accept(transport, this, headers) as Connection;
-    this.request = this.handshake = undefined;
+  accept(transport: Transport): Connection {
+    const connection = this.#sink.accept(this, transport) as Connection;
+    this.request = undefined;
     return connection;
   }
   abandon(): void {
-    this.#abandon();
+    this.#sink.abandon();
   }
 }
 
@@ -200,7 +231,7 @@ export class WebSocketServer<Data = unknown> {
   #finished = Promise.withResolvers<void>();
   #idle: PromiseWithResolvers<void> | undefined;
   #context: ConnectionContext;
-  #bunHandlers: BunWebSocketHandlers<BunSocketData> | undefined;
+  #runtimeHandlers: BunWebSocketHandlers<BunSocketData> | undefined;
   #topics: TopicHub;
 
   /** Creates a server; prefer {@linkcode createServer}. */
@@ -209,7 +240,12 @@ export class WebSocketServer<Data = unknown> {
     else this.#router = new Router(handler);
     this.#options = options;
     this.limits = resolveLimits(options);
-    this.adapter = options.adapter ?? detectAdapter();
+    if (!options.adapter) {
+      throw new InvalidOption(
+        "new WebSocketServer needs an adapter: use createServer() or serve(), which detect it",
+      );
+    }
+    this.adapter = options.adapter;
     this.#headers = [...new Headers(options.headers)];
     this.#topics = new TopicHub(this.counters, options.pubsub, (error) => this.#report(error, undefined));
     this.#context = {
@@ -233,10 +269,11 @@ export class WebSocketServer<Data = unknown> {
 
   /**
    * Bun's `websocket` handlers, to pass to `Bun.serve` beside {@linkcode fetch}
-   * when embedding on Bun.
+   * when embedding on Bun; `undefined` on runtimes that need none (the
+   * adapter offers them: see `Adapter.websocket`).
    */
-  get websocket(): BunWebSocketHandlers<BunSocketData> {
-    return this.#bunHandlers ??= bunWebSocketHandlers(this.limits);
+  get websocket(): BunWebSocketHandlers<BunSocketData> | undefined {
+    return this.#runtimeHandlers ??= this.adapter.websocket?.(this.limits);
   }
 
   /**
@@ -251,7 +288,31 @@ export class WebSocketServer<Data = unknown> {
    * `server.upgrade()` and ignores what `fetch` returns afterwards, it is a
    * 101 `Response` carrying the headers that were sent.
    */
-  fetch = (request: Request, context?: unknown): Response | Promise<Response> => {
+  fetch = (request: Request, context?: unknown): Response | Promise<Response> =>
+    this.handle(request, context);
+
+  /**
+   * {@linkcode fetch} for an embedder that has already decided part of the
+   * handshake: a framework's middleware passes the parameters of the route it
+   * matched, the data it gathered and the response headers other middleware
+   * set. `fetch(request, context)` is `handle(request, context)`.
+   *
+   * @example
+   * ```ts
+   * import { createServer } from "../mod.ts";
+   *
+   * const wss = createServer((ws) => ws.send(`welcome to ${ws.params.room}`));
+   * const request = new Request("http://localhost/rooms/lobby");
+   * const response = await wss.handle(request, undefined, { params: { room: "lobby" } });
+   * console.log(response.status); // 426: not an upgrade request
+   * await wss.close();
+   * ```
+   */
+  handle(
+    request: Request,
+    context: unknown,
+    embedding: Embedding<Data> = NO_EMBEDDING,
+  ): Response | Promise<Response> {
     const hook = this.#options.processRequest;
     // While shutting down the hook still answers what it answers (load balancers poll health
     // checks during a rolling deploy); everything else gets 503.
@@ -259,12 +320,14 @@ export class WebSocketServer<Data = unknown> {
     const url = new URL(request.url);
     // Routes are matched before anything else, so that processRequest sees the params.
     const route = this.#router?.match(url);
-    const handler = route ? route.handler : this.#handler;
-    const handshake: HandshakeContext<Data> = new Handshake<Data>(
+    const handshake = new ServerHandshake<Data>(
       this.adapter.remoteAddress(request, context),
       url,
-      route?.params ?? NO_PARAMS,
+      embedding.params ?? route?.params ?? NO_PARAMS,
+      route ? route.handler : this.#handler,
+      this.#sink,
     );
+    if (embedding.data !== undefined) handshake.data = embedding.data;
     if (hook) {
       let result;
       try {
@@ -274,14 +337,14 @@ export class WebSocketServer<Data = unknown> {
       }
       if (result instanceof Promise) {
         return result.then(
-          (response) => this.#afterHook(request, context, handshake, handler, response),
+          (response) => this.#afterHook(request, context, handshake, response, embedding),
           (error) => this.#hookFailed(error),
         );
       }
-      return this.#afterHook(request, context, handshake, handler, result);
+      return this.#afterHook(request, context, handshake, result, embedding);
     }
-    return this.#afterHook(request, context, handshake, handler, undefined);
-  };
+    return this.#afterHook(request, context, handshake, undefined, embedding);
+  }
 
   /** A processRequest that throws: 500 to the client, the error to onError, no upgrade. */
   #hookFailed(error: unknown): Response {
@@ -303,9 +366,9 @@ export class WebSocketServer<Data = unknown> {
   #afterHook(
     request: Request,
     context: unknown,
-    handshake: HandshakeContext<Data>,
-    handler: Handler<Data> | undefined,
+    handshake: ServerHandshake<Data>,
     response: ProcessRequestResult,
+    embedding: Embedding<Data>,
   ): Response {
     if (response instanceof Response) {
       // A health check or a redirect is an answer; a 4xx/5xx (401, 403, 429) is a refusal.
@@ -316,8 +379,8 @@ export class WebSocketServer<Data = unknown> {
     // Shutting down (since before the hook or while it ran): whatever the path, no upgrade.
     if (!this.#accepting) return this.#shuttingDown();
     // No route matched and the hook did not answer: refused before any upgrade.
-    if (!handler) return this.#notFound();
-    return this.#upgrade(request, context, handshake, handler);
+    if (!handshake.handler) return this.#notFound();
+    return this.#upgrade(request, context, handshake, embedding);
   }
 
   #refused(refusal: Refusal): Response {
@@ -328,41 +391,45 @@ export class WebSocketServer<Data = unknown> {
   #upgrade(
     request: Request,
     context: unknown,
-    handshake: HandshakeContext<Data>,
-    handler: Handler<Data>,
+    handshake: ServerHandshake<Data>,
+    embedding: Embedding<Data>,
   ): Response {
     const options = this.#options;
-    const refusal = admit(request, options, this.#connections.size + this.#pendingUpgrades);
-    if (refusal) return this.#refused(refusal);
-    const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
-    // This handshake's own headers (context.headers) over the shared ones, if processRequest set any.
-    const headers = mergeHeaders(this.#headers, Handshake.headersOf(handshake as Handshake<Data>));
-    const upgrade = new Upgrade<Data>(request, handshake, protocol, headers, this.#accept, this.#abandon);
-    upgrade.handler = handler;
+    const protocol = negotiate(request, options, this.#connections.size + this.#pendingUpgrades);
+    if (typeof protocol !== "string") return this.#refused(protocol);
+    handshake.protocol = protocol;
+    // The embedder's headers, then the shared ones, then this handshake's own (context.headers).
+    const shared = embedding.headers ? mergeHeaders(embedding.headers, this.#headers) : this.#headers;
+    handshake.responseHeaders = mergeHeaders(shared, Handshake.headersOf(handshake));
+    // Copied now: the runtime may free the request once it has upgraded it (Deno).
+    handshake.request = copyRequest(request);
     if (!this.#topics.native && this.adapter.nativeTopics) {
       this.#topics.native = this.adapter.nativeTopics(context);
     }
     this.#pendingUpgrades++;
     try {
-      return this.adapter.upgrade(request, context, upgrade, this.limits);
+      return this.adapter.upgrade(request, context, handshake, this.limits);
     } catch (error) {
       this.#pendingUpgrades--;
       throw error;
     }
   }
 
-  #abandon = (): void => {
-    this.#pendingUpgrades--;
-    this.#checkIdle();
+  #sink: UpgradeSink<Data> = {
+    accept: (handshake, transport) => this.#accept(handshake, transport),
+    abandon: () => {
+      this.#pendingUpgrades--;
+      this.#checkIdle();
+    },
   };
 
-  #accept = (transport: Transport, upgrade: Upgrade<Data>, headers: HeaderPairs): Connection<Data> => {
+  #accept(handshake: ServerHandshake<Data>, transport: Transport): Connection<Data> {
     this.#pendingUpgrades--;
-    const handshake = upgrade.handshake!;
+    const headers = handshake.responseHeaders;
     const connection = new Connection<Data>(transport, this.#context, {
-      request: upgrade.request!,
+      request: handshake.request!,
       remoteAddress: handshake.remoteAddress,
-      protocol: upgrade.protocol,
+      protocol: handshake.protocol,
       data: handshake.data as Data,
       params: handshake.params,
       // Only a connection whose 101 differed from the shared headers keeps its own.
@@ -370,7 +437,7 @@ export class WebSocketServer<Data = unknown> {
     });
     // The adapter must see the connection before any user code can close it:
     // Bun runs close handlers synchronously inside ws.close().
-    upgrade.connection = connection as Connection;
+    handshake.connection = connection as Connection;
     this.#connections.add(connection);
     this.counters.accepted++;
     if (!this.#accepting && this.#closeOptions?.closeConnections !== false) {
@@ -378,9 +445,10 @@ export class WebSocketServer<Data = unknown> {
       connection.close(this.#closeOptions!.code, this.#closeOptions!.reason).catch(() => {});
     }
     // Handlers start after the adapter's open callback has returned.
-    queueMicrotask(() => this.#run(connection, upgrade.handler));
+    const handler = handshake.handler!;
+    queueMicrotask(() => this.#run(connection, handler));
     return connection;
-  };
+  }
 
   #run(connection: Connection<Data>, handler: Handler<Data>): void {
     this.#runningHandlers++;
@@ -423,11 +491,7 @@ export class WebSocketServer<Data = unknown> {
   }
 
   #report(error: unknown, connection: Connection<Data> | undefined): void {
-    try {
-      (this.#options.onError ?? defaultOnError)(error, connection as Connection<Data>);
-    } catch (hookError) {
-      defaultOnError(hookError);
-    }
+    reportError(this.#options.onError, error, connection);
   }
 
   /**
@@ -531,45 +595,4 @@ export class WebSocketServer<Data = unknown> {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-/**
- * Creates a runtime-agnostic WebSocket server to embed in another HTTP
- * server through its `fetch` (and, on Bun, `websocket`).
- *
- * The first argument is one handler for every path, or a {@linkcode Routes}
- * object: then a path no route matches is answered 404 before any upgrade
- * (after `processRequest`, which still sees every request), and the matched
- * route's parameters become `ws.params`.
- *
- * @example
- * ```ts
- * import { createServer } from "../mod.ts";
- *
- * const wss = createServer((ws) => ws.send("hello"), {
- *   processRequest(request) {
- *     if (new URL(request.url).pathname === "/healthz") return new Response("OK");
- *   },
- * });
- * await wss.close();
- * ```
- *
- * @example Routes
- * ```ts
- * import { createServer } from "../mod.ts";
- *
- * const wss = createServer({
- *   "/rooms/:room": (ws) => ws.send(`welcome to ${ws.params.room}`),
- *   "/echo": async (ws) => {
- *     for await (const message of ws) await ws.send(message);
- *   },
- * });
- * await wss.close();
- * ```
- */
-export function createServer<Data = unknown>(
-  handler: Handler<Data> | Routes<Data>,
-  options?: ServerOptions<Data>,
-): WebSocketServer<Data> {
-  return new WebSocketServer(handler, options);
 }

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { type Connection, createServer, type ServerOptions } from "../mod.ts";
-import { bunWebSocket, websocket } from "../src/adapters/hono.ts";
+import { bunWebSocket, websocket } from "../hono.ts";
 import { startServer, within } from "./helpers.ts";
 import { RawPeer, rawRequest, UPGRADE_HEADERS } from "./raw.ts";
 import { runtime } from "./runtime.ts";

@@ -2,6 +2,7 @@
  * Test helpers shared by every test file: a server on 127.0.0.1 port 0, and
  * a client over the runtime's standard `WebSocket` that queues what it gets.
  */
+import assert from "node:assert/strict";
 import { type Handler, type Routes, serve, type ServeOptions, type Server } from "../mod.ts";
 
 /** Starts a server on a free loopback port, for a handler or for routes. */
@@ -164,4 +165,13 @@ export async function startNonReader(port: number, path = "/"): Promise<SlowPeer
       await within(exited, EVENT_MS, "the non-reading peer's exit");
     },
   };
+}
+
+/**
+ * The echo round trip: sends `message` and asserts that the same message
+ * comes back, text as text and binary as binary, within {@linkcode EVENT_MS}.
+ */
+export async function assertEchoes(client: TestClient, message: string | Uint8Array = "ping"): Promise<void> {
+  client.send(message);
+  assert.deepEqual(await client.next(), message);
 }

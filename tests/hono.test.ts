@@ -6,8 +6,8 @@ import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import type { Connection } from "../mod.ts";
-import { bunWebSocket, type UpgradeWebSocketMiddleware, websocket } from "../src/adapters/hono.ts";
-import { TestClient, waitFor, within } from "./helpers.ts";
+import { bunWebSocket, type UpgradeWebSocketMiddleware, websocket } from "../hono.ts";
+import { assertEchoes, TestClient, waitFor, within } from "./helpers.ts";
 import { frame, parseFrames, rawRequest, type ServerFrame, UPGRADE_HEADERS } from "./raw.ts";
 
 const isBun = "Bun" in globalThis;
@@ -137,10 +137,8 @@ test("Hono: HTTP routes and a WebSocket share one port", async () => {
   const client = await TestClient.open(`${server.url}/ws`, ["other", "chat"]);
   assert.equal(client.socket.protocol, "chat");
   assert.equal(await client.next(), "protocol=chat");
-  client.send("hello");
-  assert.equal(await client.next(), "hello");
-  client.send(new Uint8Array([1, 2, 3]));
-  assert.deepEqual(await client.next(), new Uint8Array([1, 2, 3]));
+  await assertEchoes(client, "hello");
+  await assertEchoes(client, new Uint8Array([1, 2, 3]));
   client.close(1000);
   assert.equal((await client.closed).code, 1000);
 
@@ -282,8 +280,7 @@ test("Hono: cors(), secureHeaders() and headers set after next() do not break th
   // And a real client works through the whole stack.
   const client = await TestClient.open(`${server.url}/ws`);
   assert.equal(await client.next(), "hello");
-  client.send("ping");
-  assert.equal(await client.next(), "ping");
+  await assertEchoes(client);
   client.close();
   await client.closed;
   assert.equal(ws.server.counters.accepted, 2);
@@ -309,8 +306,7 @@ test("Hono: a middleware that fails after the upgrade leaves the WebSocket and t
   // for a non-101 answer to an upgraded request; the middleware keeps the 101 and reports it.
   const client = await within(TestClient.open(`${server.url}/ws`), 5000, "upgrade");
   assert.equal(await client.next(), "hello");
-  client.send("ping");
-  assert.equal(await client.next(), "ping");
+  await assertEchoes(client);
   client.close();
   await client.closed;
   assert.equal(reports.length, isBun ? 0 : 1); // Bun ignores what follows an upgrade

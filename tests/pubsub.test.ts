@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { spawn } from "node:child_process";
 import { broadcast, type Connection, PublishError } from "../mod.ts";
-import { redisBackend } from "../src/pubsub/redis.ts";
+import { redisBackend } from "../redis.ts";
 import { delay, startNonReader, startServer, TestClient, waitFor, within } from "./helpers.ts";
 import { freePort, RedisServer } from "./redis_server.ts";
 import { runArgs, runtime } from "./runtime.ts";

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type Connection, createServer, InvalidOption } from "../mod.ts";
-import { startServer, TestClient, waitFor, within } from "./helpers.ts";
+import { assertEchoes, startServer, TestClient, waitFor, within } from "./helpers.ts";
 import { rawRequest, UPGRADE_HEADERS } from "./raw.ts";
 
 const echo = async (ws: Connection) => {
@@ -36,8 +36,7 @@ test("routes: each path gets its handler, and route params reach ws.params and p
   assert.equal(await file.next(), "file a/b.txt");
 
   const client = await TestClient.open(`${server.url}/echo`);
-  client.send("hello");
-  assert.equal(await client.next(), "hello");
+  await assertEchoes(client, "hello");
   client.close();
   await client.closed;
 
@@ -106,8 +105,7 @@ test("routes: processRequest still sees every request, so a health check works b
   assert.equal(unknown.status, 404);
 
   const client = await TestClient.open(`${server.url}/ws?token=t`);
-  client.send("ping");
-  assert.equal(await client.next(), "ping");
+  await assertEchoes(client);
   client.close();
   await client.closed;
 

@@ -17,7 +17,7 @@ const rooms = new URLPattern({ pathname: "/rooms/:room" });
 
 let pubsub: PubSubBackend | undefined;
 if (process.env.REDIS_URL) {
-  const { redisBackend } = await import("../../src/pubsub/redis.ts");
+  const { redisBackend } = await import("../../redis.ts");
   pubsub = redisBackend(process.env.REDIS_URL);
 }
 

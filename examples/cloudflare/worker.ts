@@ -20,7 +20,7 @@ import {
   type RoomOptions,
   WebSocketRoom,
   workersFetch,
-} from "../../src/adapters/workers.ts";
+} from "../../workers.ts";
 
 /** The Worker's bindings (wrangler.toml). */
 export interface Env {

@@ -129,7 +129,7 @@ export const bunAdapter: Adapter = {
     if (typeof server?.upgrade !== "function") {
       throw new TypeError("wsport on Bun: pass Bun's server as fetch's second argument");
     }
-    const headers = new Headers(pending.headers as [string, string][]);
+    const headers = new Headers(pending.responseHeaders as [string, string][]);
     // Bun echoes the first offered subprotocol unless told otherwise; "" sends none.
     headers.set("sec-websocket-protocol", pending.protocol);
     if (!server.upgrade(request, { headers, data: pending })) {
@@ -144,6 +144,7 @@ export const bunAdapter: Adapter = {
     headers.set("connection", "Upgrade");
     return new Response(null, { status: 101, headers });
   },
+  websocket: bunWebSocketHandlers,
   listen(fetch, options, limits, onListen) {
     const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
     const server = Bun.serve({

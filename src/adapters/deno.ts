@@ -16,7 +16,7 @@
 import type { Adapter, PendingUpgrade } from "../adapter.ts";
 import type { Connection } from "../connection.ts";
 import type { ResolvedLimits } from "../options.ts";
-import { WebSocketTransport } from "./web_socket.ts";
+import { closeCodeOf, messageOf, WebSocketTransport } from "./web_socket.ts";
 
 /** Deno's close reason when a ping went unanswered past `idleTimeout`. */
 const IDLE_REASON = "No response from ping frame.";
@@ -44,11 +44,9 @@ class DenoSocket extends WebSocketTransport implements EventListenerObject {
 
   handleEvent(event: Event): void {
     switch (event.type) {
-      case "message": {
-        const data = (event as MessageEvent).data;
-        this.#connection!.handleMessage(typeof data === "string" ? data : new Uint8Array(data));
+      case "message":
+        this.#connection!.handleMessage(messageOf(event as MessageEvent));
         break;
-      }
       case "open":
         this.#connection = this.#pending!.accept(this);
         this.#pending = undefined;
@@ -58,17 +56,16 @@ class DenoSocket extends WebSocketTransport implements EventListenerObject {
     }
   }
 
-  #closed({ code, reason }: CloseEvent): void {
+  #closed(event: CloseEvent): void {
     const connection = this.#connection;
     if (!connection) return this.#pending?.abandon();
+    const reason = event.reason;
     if (reason === IDLE_REASON) {
       // Deno says 1001 for a dead peer; Bun says 1006. A dead peer is abnormal: 1006 on both.
       connection.handleLimitClose("idleTimeout");
       return connection.handleClose(1006, reason);
     }
-    // Deno reports 0 when it drops TCP, e.g. on data frames that arrive after its
-    // close frame (denoland/deno#21642); that is an abnormal closure.
-    connection.handleClose(code || 1006, reason);
+    connection.handleClose(closeCodeOf(event), reason);
   }
 }
 
@@ -82,7 +79,7 @@ function upgrade(
     protocol: pending.protocol || undefined,
     idleTimeout: Math.ceil(limits.idleTimeout / 1000),
   });
-  for (const [name, value] of pending.headers) {
+  for (const [name, value] of pending.responseHeaders) {
     // Each cookie is its own Set-Cookie header; other names are set once (the list has them combined).
     if (name === "set-cookie") response.headers.append(name, value);
     else response.headers.set(name, value);

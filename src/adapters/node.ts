@@ -495,7 +495,7 @@ class WsListener implements Listener {
         skipUTF8Validation: false,
       });
       wss.on("headers", (lines) => {
-        for (const [name, value] of current!.headers) lines.push(`${name}: ${value}`);
+        for (const [name, value] of current!.responseHeaders) lines.push(`${name}: ${value}`);
       });
       this.wss = wss;
     });

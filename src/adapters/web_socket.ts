@@ -8,7 +8,22 @@
  *
  * @module
  */
-import type { OutgoingData, Transport } from "../transport.ts";
+import type { Message, OutgoingData, Transport } from "../transport.ts";
+
+/** A standard `message` event's data as a core message (the socket's `binaryType` is "arraybuffer"). */
+export function messageOf(event: MessageEvent): Message {
+  const data = event.data;
+  return typeof data === "string" ? data : new Uint8Array(data);
+}
+
+/**
+ * A standard close event's code as the core's: Deno reports 0 when it drops
+ * TCP (e.g. on data frames after its close frame, denoland/deno#21642, or a
+ * dropped client connection); the protocol's name for that is 1006.
+ */
+export function closeCodeOf(event: CloseEvent): number {
+  return event.code || 1006;
+}
 
 /** Wraps a standard `WebSocket` as a core {@linkcode Transport}. */
 export class WebSocketTransport implements Transport {

@@ -10,6 +10,7 @@ import type { ServerCounters } from "../counters.ts";
 import type { Message, NativeTopics, OutgoingData } from "../transport.ts";
 import type { PubSubBackend } from "./backend.ts";
 import { broadcast } from "../broadcast.ts";
+import { quietReject } from "../errors.ts";
 import { yieldIfTurnIsLong } from "../turn.ts";
 
 const NO_DELIVERY: PublishResult = Object.freeze({ delivered: 0, skipped: 0 });
@@ -113,9 +114,7 @@ export class TopicHub implements Topics {
   }
 
   #failed(topic: string, local: PublishResult, cause: unknown): Promise<PublishResult> {
-    const rejected = Promise.reject(this.#failure(topic, local, cause));
-    rejected.catch(() => {});
-    return rejected;
+    return quietReject(this.#failure(topic, local, cause));
   }
 
   /** Counts and reports a backend failure, so that nothing fails silently. */

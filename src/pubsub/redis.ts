@@ -1,15 +1,5 @@
 /**
- * A pub/sub backend over Redis `PUBLISH`/`SUBSCRIBE`, for servers in several
- * processes or on several machines. Each process subscribes only to the
- * topics its own connections subscribe to, and delivers only to them.
- *
- * Built on `ioredis` (npm), which runs on Deno and Bun. If Redis goes away,
- * local delivery goes on, each publish rejects (and is counted and reported
- * by the server) instead of queueing without bound, and the backend
- * reconnects and resubscribes when Redis is back.
- *
- * This module is its own entry point (`@wsport/wsport/redis`) so that
- * `mod.ts` stays free of dependencies.
+ * The Redis pub/sub backend (entry point: `redis.ts` at the root).
  *
  * @module
  */

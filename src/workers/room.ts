@@ -17,22 +17,22 @@
  *
  * @module
  */
-import type { PublishResult, RemoteAddress } from "../connection.ts";
-import { type CloseInfo, ConnectionClosed, isSendableCode, quietReject } from "../errors.ts";
-import {
-  admit,
-  chooseSubprotocol,
-  Handshake,
-  type HeaderPairs,
-  mergeHeaders,
-  type OriginPolicy,
-  validateUpgrade,
-} from "../handshake.ts";
+import type { PublishResult } from "../connection.ts";
+import { type CloseInfo, ConnectionClosed } from "../errors.ts";
+import { Handshake, type HandshakeOptions, negotiate, validateUpgrade } from "../handshake.ts";
 import { DEFAULT_LIMITS } from "../options.ts";
-import type { HandshakeContext, ProcessRequestResult } from "../server.ts";
+import type { HandshakeContext } from "../server.ts";
 import type { Message, OutgoingData } from "../transport.ts";
+import { readPublish } from "./publish.ts";
 import {
-  type DurableObjectNamespaceLike,
+  type Attachment,
+  messageSize,
+  type RoomConnection,
+  RoomPeer,
+  sentHeaders,
+} from "./room_connection.ts";
+import {
+  answerClose,
   type DurableObjectStateLike,
   webSocketPairConstructor,
   type WorkersWebSocket,
@@ -65,6 +65,10 @@ export interface RoomHandshakeContext<Data = unknown> extends HandshakeContext<D
 /**
  * Options of a {@linkcode WebSocketRoom}: the core's handshake options that
  * make sense in a room. Set them by overriding the room's `options` field.
+ * `processRequest` sees each upgrade request before anything else (plain
+ * HTTP goes to `onRequest`): a `Response` refuses it (401, 403);
+ * `context.data` attaches data, `context.topics` topics. The Worker that
+ * forwards requests to the room may authenticate instead.
  *
  * @example
  * ```ts ignore
@@ -80,93 +84,9 @@ export interface RoomHandshakeContext<Data = unknown> extends HandshakeContext<D
  * }
  * ```
  */
-export interface RoomOptions<Data = unknown> {
-  /**
-   * Called for each upgrade request before anything else (plain HTTP goes to
-   * `onRequest`). Return a `Response` to refuse it (401, 403), or nothing to
-   * go on; set `context.data` to attach data, `context.topics` for topics.
-   * The Worker that forwards requests to the room may authenticate instead.
-   */
-  processRequest?(
-    request: Request,
-    context: RoomHandshakeContext<Data>,
-  ): ProcessRequestResult | Promise<ProcessRequestResult>;
-  /** Allowed `Origin` values; others get 403. Default: any origin. */
-  origins?: OriginPolicy;
-  /** Subprotocols the room speaks, in order of preference. */
-  subprotocols?: readonly string[];
-  /** Extra headers for every 101 response; `processRequest` adds per-request ones with `context.headers`. */
-  headers?: HeadersInit;
-  /** Upgrades past this many open connections in the room get 503. Default: no limit. */
-  maxConnections?: number;
+export interface RoomOptions<Data = unknown> extends HandshakeOptions<RoomHandshakeContext<Data>> {
   /** A larger incoming message closes its connection with 1009. Default 1 MiB, as in the core. */
   maxMessageSize?: number;
-}
-
-/**
- * A client of a room, as the room's event methods see it. It is rebuilt
- * from the socket after hibernation: `id`, `url`, `protocol`,
- * `remoteAddress`, `topics` and `data` live in the socket's attachment
- * (16 KiB serialized in workerd since March 2026, 2 KiB before: keep `data` small).
- *
- * @example Answer one client, count its messages across hibernation
- * ```ts ignore
- * import { type Message, type RoomConnection, WebSocketRoom } from "@wsport/wsport/workers";
- *
- * export class Counter extends WebSocketRoom<{ count: number }> {
- *   override onConnect(connection: RoomConnection<{ count: number }>): void {
- *     connection.data = { count: 0 };
- *   }
- *   override onMessage(connection: RoomConnection<{ count: number }>, _message: Message): void {
- *     connection.data = { count: connection.data.count + 1 }; // assigned: stored with the socket
- *     connection.send(String(connection.data.count));
- *     if (connection.data.count >= 100) connection.close(4000, "that is enough");
- *   }
- * }
- * ```
- */
-export interface RoomConnection<Data = unknown> {
-  /** A random UUID given when the connection was accepted; the same after hibernation. */
-  readonly id: string;
-  /** The upgrade request's URL. */
-  readonly url: URL;
-  /** The negotiated subprotocol, "" if none. */
-  readonly protocol: string;
-  /** The `CF-Connecting-IP` of the upgrade request (port 0). */
-  readonly remoteAddress: RemoteAddress;
-  /** The topics (tags) the connection was accepted with. */
-  readonly topics: ReadonlySet<string>;
-  /**
-   * The extra headers the 101 response carried: the room's `headers`
-   * option, then what `processRequest` set in `context.headers` (kept in the
-   * attachment, and so across hibernation, only when it set any).
-   */
-  readonly responseHeaders: Headers;
-  /**
-   * What `processRequest` attached. Assigning it stores it in the socket's
-   * attachment, so it survives hibernation; changing the object in place
-   * does not until it is assigned again.
-   */
-  data: Data;
-  /** `"open"`, `"closing"` (close frame sent or received) or `"closed"`. */
-  readonly readyState: "open" | "closing" | "closed";
-  /** The runtime's socket. */
-  readonly socket: WorkersWebSocket;
-  /**
-   * Sends a text (`string`) or binary message. Resolves at once (Workers has
-   * no `bufferedAmount`, so there is nothing to wait for); rejects with
-   * `ConnectionClosed` if the connection is not open. Never causes an
-   * unhandled rejection when not awaited.
-   */
-  send(data: OutgoingData): Promise<void>;
-  /** Sends if open and returns `true`; returns `false` otherwise. */
-  trySend(data: OutgoingData): boolean;
-  /**
-   * Starts the closing handshake; `onClose` runs when the peer answers.
-   * Throws `RangeError` for a code that may not be sent or a reason over
-   * 123 bytes, as the core's `close()` does.
-   */
-  close(code?: number, reason?: string): void;
 }
 
 /**
@@ -190,112 +110,9 @@ export interface RoomPublishOptions<Data = unknown> {
   except?: RoomConnection<Data>;
 }
 
-/** What is stored with each socket. */
-interface Attachment<Data> {
-  id: string;
-  url: string;
-  protocol: string;
-  remoteAddress: RemoteAddress;
-  topics: string[];
-  data: Data;
-  /** The headers `processRequest` set in `context.headers`, only when it set any. */
-  headers?: HeaderPairs;
-}
-
-/** A room's extra 101 headers: its `headers` option, then those `processRequest` set for the connection. */
-function sentHeaders(headers: HeadersInit | undefined, own: HeaderPairs | undefined): Headers {
-  return new Headers(mergeHeaders([...new Headers(headers)], own) as [string, string][]);
-}
-
 /** A room's handshake context: the core's, with topics. */
 class RoomHandshake<Data> extends Handshake<Data> implements RoomHandshakeContext<Data> {
   topics: string[] = [];
-}
-
-const OPEN = 1;
-const CLOSING = 2;
-const encoder = new TextEncoder();
-
-function messageSize(message: Message): number {
-  return typeof message === "string" ? encoder.encode(message).byteLength : message.byteLength;
-}
-
-class Client<Data> implements RoomConnection<Data> {
-  readonly socket: WorkersWebSocket;
-  #attachment: Attachment<Data>;
-  #room: { readonly options: RoomOptions<Data> };
-  #url: URL | undefined;
-  #topics: ReadonlySet<string> | undefined;
-  #responseHeaders: Headers | undefined;
-  /** Set once this instance has seen the connection end. */
-  ended = false;
-
-  constructor(
-    socket: WorkersWebSocket,
-    attachment: Attachment<Data>,
-    room: { readonly options: RoomOptions<Data> },
-  ) {
-    this.socket = socket;
-    this.#attachment = attachment;
-    this.#room = room;
-  }
-  get id(): string {
-    return this.#attachment.id;
-  }
-  get url(): URL {
-    return this.#url ??= new URL(this.#attachment.url);
-  }
-  get protocol(): string {
-    return this.#attachment.protocol;
-  }
-  get remoteAddress(): RemoteAddress {
-    return this.#attachment.remoteAddress;
-  }
-  get topics(): ReadonlySet<string> {
-    return this.#topics ??= new Set(this.#attachment.topics);
-  }
-  get responseHeaders(): Headers {
-    return this.#responseHeaders ??= sentHeaders(this.#room.options.headers, this.#attachment.headers);
-  }
-  get data(): Data {
-    return this.#attachment.data;
-  }
-  set data(value: Data) {
-    const attachment = { ...this.#attachment, data: value };
-    this.socket.serializeAttachment(attachment);
-    this.#attachment = attachment;
-  }
-  get readyState(): "open" | "closing" | "closed" {
-    if (this.ended) return "closed";
-    const state = this.socket.readyState;
-    return state === OPEN ? "open" : state === CLOSING ? "closing" : "closed";
-  }
-  send(data: OutgoingData): Promise<void> {
-    if (this.readyState !== "open") {
-      return quietReject(ConnectionClosed.from({ code: 1006, reason: "connection is not open" }));
-    }
-    this.socket.send(data);
-    return Promise.resolve();
-  }
-  trySend(data: OutgoingData): boolean {
-    if (this.readyState !== "open") return false;
-    try {
-      this.socket.send(data);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  close(code = 1000, reason = ""): void {
-    if (!isSendableCode(code)) throw new RangeError(`close code ${code} may not be sent`);
-    if (encoder.encode(reason).byteLength > 123) throw new RangeError("close reason is over 123 bytes");
-    if (this.readyState !== "open") return;
-    try {
-      this.socket.close(code, reason);
-    } catch {
-      // Closed meanwhile; webSocketClose tells the room.
-    }
-  }
 }
 
 /**
@@ -351,7 +168,7 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
   readonly env: Env;
   /** Handshake options and limits; override the field in a subclass. Read on each request. */
   options: RoomOptions<Data> = {};
-  #clients = new WeakMap<WorkersWebSocket, Client<Data>>();
+  #clients = new WeakMap<WorkersWebSocket, RoomPeer<Data>>();
 
   /** Called by the runtime with the object's state and the Worker's bindings. */
   constructor(state: DurableObjectStateLike, env: Env) {
@@ -381,14 +198,8 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
    * Override it for more routes and call `super.onRequest(request)` for these.
    */
   async onRequest(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    if (request.method === "POST" && url.pathname.endsWith("/publish")) {
-      const type = request.headers.get("content-type") ?? "";
-      const isText = type.startsWith("text/") || type.includes("json");
-      const body = isText ? await request.text() : new Uint8Array(await request.arrayBuffer());
-      const topic = url.searchParams.get("topic") ?? undefined;
-      return Response.json(this.publish(body, { topic }));
-    }
+    const published = await readPublish(request);
+    if (published) return Response.json(this.publish(published.data, { topic: published.topic }));
     return validateUpgrade(request)!.response;
   }
 
@@ -430,11 +241,10 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
       const result = await options.processRequest(request, context);
       if (result instanceof Response) return result;
     }
-    const refusal = admit(request, options, this.state.getWebSockets().length);
-    if (refusal) return refusal.response;
+    const protocol = negotiate(request, options, this.state.getWebSockets().length);
+    if (typeof protocol !== "string") return protocol.response;
     const WebSocketPair = webSocketPairConstructor();
     if (!WebSocketPair) throw new TypeError("wsport room: WebSocketPair is missing; rooms run on Cloudflare");
-    const protocol = options.subprotocols ? chooseSubprotocol(request, options.subprotocols) : "";
     const { 0: client, 1: server } = new WebSocketPair();
     const ownHeaders = [...Handshake.headersOf(context) ?? []];
     const attachment: Attachment<Data> = {
@@ -458,7 +268,7 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
         status: 500,
       });
     }
-    const connection = new Client(server, attachment, this);
+    const connection = new RoomPeer(server, attachment, this);
     this.#clients.set(server, connection);
     // Made apart from connection.responseHeaders, which onConnect may change.
     const headers = sentHeaders(options.headers, ownHeaders);
@@ -492,13 +302,7 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
     reason: string,
     _wasClean: boolean,
   ): Promise<void> {
-    // Answer the peer's close frame (compatibility dates before 2026-04-07 need this).
-    try {
-      if (isSendableCode(code)) socket.close(code, reason);
-      else socket.close();
-    } catch {
-      // Already answered, or we started the close.
-    }
+    answerClose(socket, code, reason);
     await this.#ended(socket, { code: code || 1006, reason });
   }
 
@@ -520,79 +324,18 @@ export class WebSocketRoom<Data = unknown, Env = unknown> {
     }
   }
 
-  #failed(connection: Client<Data>, error: unknown): void {
+  #failed(connection: RoomPeer<Data>, error: unknown): void {
     if (error instanceof ConnectionClosed) return;
     this.onError(error, connection);
     connection.close(1011, "internal error");
   }
 
-  #client(socket: WorkersWebSocket): Client<Data> {
+  #client(socket: WorkersWebSocket): RoomPeer<Data> {
     let client = this.#clients.get(socket);
     if (!client) {
-      client = new Client(socket, socket.deserializeAttachment() as Attachment<Data>, this);
+      client = new RoomPeer(socket, socket.deserializeAttachment() as Attachment<Data>, this);
       this.#clients.set(socket, client);
     }
     return client;
   }
-}
-
-/** A copy of a view's bytes in a fresh `ArrayBuffer` (a request body). */
-function copyBytes(view: ArrayBufferView): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(view.byteLength);
-  bytes.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
-  return bytes;
-}
-
-/**
- * Options of {@linkcode publishToRoom}.
- *
- * @example
- * ```ts ignore
- * import { publishToRoom } from "@wsport/wsport/workers";
- * declare const env: { ROOMS: any };
- * await publishToRoom(env.ROOMS, "lobby", "score: 2-1", { topic: "football" });
- * ```
- */
-export interface PublishToRoomOptions {
-  /** Only the room's connections with this topic. */
-  topic?: string;
-}
-
-/**
- * Publishes to a room from anywhere that has its namespace binding: a
- * Worker's plain `fetch`, a cron trigger, a queue consumer, another room.
- * Sends `POST https://room/publish` to the room's object, which the default
- * {@linkcode WebSocketRoom.onRequest} answers; resolves with what it did.
- *
- * @example Publish from an HTTP endpoint
- * ```ts ignore
- * import { publishToRoom } from "@wsport/wsport/workers";
- *
- * export default {
- *   async fetch(request: Request, env: { ROOMS: any }): Promise<Response> {
- *     const result = await publishToRoom(env.ROOMS, "lobby", "the server restarts in 5 minutes");
- *     return Response.json(result); // { delivered: 3, skipped: 0 }
- *   },
- * };
- * ```
- */
-export async function publishToRoom(
-  namespace: DurableObjectNamespaceLike,
-  room: string,
-  data: OutgoingData,
-  options: PublishToRoomOptions = {},
-): Promise<PublishResult> {
-  const url = new URL("https://room/publish");
-  if (options.topic !== undefined) url.searchParams.set("topic", options.topic);
-  const isText = typeof data === "string";
-  const stub = namespace.get(namespace.idFromName(room));
-  const response = await stub.fetch(url.href, {
-    method: "POST",
-    headers: { "content-type": isText ? "text/plain; charset=utf-8" : "application/octet-stream" },
-    body: isText ? data : data instanceof ArrayBuffer ? data : copyBytes(data),
-  });
-  if (!response.ok) {
-    throw new Error(`wsport: publish to room "${room}" failed: ${response.status} ${await response.text()}`);
-  }
-  return await response.json() as PublishResult;
 }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { isSendableCode } from "../errors.ts";
 
 /**
  * A WebSocket as the Workers runtime (workerd) gives it: a standard-ish
@@ -142,4 +143,20 @@ export interface ExecutionContextLike {
 export function webSocketPairConstructor(): (new () => WorkersWebSocketPair) | undefined {
   const pair = (globalThis as { WebSocketPair?: new () => WorkersWebSocketPair }).WebSocketPair;
   return typeof pair === "function" ? pair : undefined;
+}
+
+/**
+ * Answers a peer's close frame. From the compatibility date 2026-04-07
+ * (`web_socket_auto_reply_to_close`) workerd answers by itself; before it,
+ * the Worker must, or the peer sees 1006. A second close is refused by the
+ * runtime and ignored here (as is one when this side started the close).
+ * The adapter and the rooms both answer with it.
+ */
+export function answerClose(socket: WorkersWebSocket, code: number, reason: string): void {
+  try {
+    if (isSendableCode(code)) socket.close(code, reason);
+    else socket.close();
+  } catch {
+    // Already answered (by the runtime or by an earlier close).
+  }
 }

@@ -13,7 +13,7 @@ import {
   type RoomOptions,
   WebSocketRoom,
   workersFetch,
-} from "../../src/adapters/workers.ts";
+} from "../../workers.ts";
 
 interface Env {
   ROOMS: DurableObjectNamespaceLike;

@@ -219,7 +219,7 @@ async function fixtureWorker() {
 
 test("the workers example bundles to one ES module without Node built-ins, hono or ioredis", async () => {
   const { code, inputs } = await bundle("examples/cloudflare/worker.ts");
-  assert.ok(inputs.includes("src/adapters/workers.ts"));
+  assert.ok(inputs.includes("src/workers/adapter.ts"));
   assert.ok(inputs.every((input) => !input.startsWith("node_modules/")), `npm packages bundled: ${inputs}`);
   assert.match(code, /export\s*\{[^}]*ChatRoom/);
 });

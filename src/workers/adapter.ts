@@ -1,124 +1,16 @@
 /**
- * Cloudflare Workers: wsport's connection API in a Worker's `fetch`, and
- * hibernating Durable Object rooms. This module is its own entry point
- * (`@wsport/wsport/workers`): it pulls in neither Node built-ins nor npm
- * packages, and bundles to a single ES module.
- *
- * Two ways to serve WebSockets on Workers:
- *
- * - {@linkcode workersFetch} (or {@linkcode createWorkersServer}): the same
- *   handler as on Deno and Bun, `for await (const message of ws)`, in the
- *   Worker that received the request. The isolate stays in memory (and is
- *   billed) while the connection is open. Use it for per-connection work:
- *   echo, proxies, streaming a response, anything that talks to one client.
- * - {@linkcode WebSocketRoom}: a Durable Object class with event methods
- *   (`onMessage`, `onClose`) over the WebSocket Hibernation API. Every client
- *   of a room reaches the same object, so one `publish` reaches them all; an
- *   idle room is evicted from memory while its sockets stay open, and costs
- *   nothing until the next message wakes it. Use it for chat rooms, topics,
- *   presence: anything shared between clients.
- *
- * What the platform does not offer, and what wsport does instead:
- *
- * - **No `bufferedAmount`** (workerd does not implement it,
- *   cloudflare/workerd#988): `send()` cannot know how much is queued, so it
- *   resolves at once and backpressure (`writeLimit`) does not apply. Pace
- *   large transfers yourself. Should the runtime ever report a number,
- *   wsport uses it.
- * - **No listener**: a Worker exports `fetch`; `serve()` and the adapter's
- *   `listen` throw.
- * - **No ping control**: `idleTimeout` is not enforced; the platform's own
- *   rules for idle connections apply.
- * - **No way to drop TCP**: a peer that never answers a close frame is
- *   released after `closeTimeout` (1006), as on Deno.
- * - **No cross-request I/O in a stateless Worker**: a connection belongs to
- *   the request that opened it. `send()` from another request's handler
- *   throws (and so do `server.publish()` and `broadcast()` reaching other
- *   clients): sharing sockets between clients is what rooms are for.
- *
- * @example A Worker with an echo endpoint
- * ```ts ignore
- * import { workersFetch } from "@wsport/wsport/workers";
- *
- * const echo = workersFetch(async (ws) => {
- *   for await (const message of ws) await ws.send(message);
- * }, { maxMessageSize: 64 * 1024 });
- *
- * export default { fetch: echo };
- * ```
+ * The Workers adapter: `new WebSocketPair()` in a Worker's `fetch`, and the
+ * server made with it (`workersFetch`, `createWorkersServer`).
  *
  * @module
  */
 import type { Adapter } from "../adapter.ts";
-import { isSendableCode } from "../errors.ts";
-import { createServer, type Handler, type ServerOptions, type WebSocketServer } from "../server.ts";
+import type { Handler } from "../connection.ts";
+import { type ServerOptions, WebSocketServer } from "../server.ts";
 import type { Message, OutgoingData, Transport } from "../transport.ts";
-import { webSocketPairConstructor, type WorkersWebSocket } from "../workers/types.ts";
-
-export {
-  publishToRoom,
-  type PublishToRoomOptions,
-  type RoomConnection,
-  type RoomHandshakeContext,
-  type RoomOptions,
-  type RoomPublishOptions,
-  WebSocketRoom,
-} from "../workers/room.ts";
-export type {
-  DurableObjectNamespaceLike,
-  DurableObjectStateLike,
-  DurableObjectStubLike,
-  ExecutionContextLike,
-  WorkersWebSocket,
-  WorkersWebSocketPair,
-} from "../workers/types.ts";
-export {
-  Connection,
-  type PublishOptions,
-  type PublishResult,
-  type RecvOptions,
-  type RemoteAddress,
-} from "../connection.ts";
-export { type CloseInfo, ConnectionClosed, ConnectionClosedError, ConnectionClosedOK } from "../errors.ts";
-export type { Message, NativeTopics, OutgoingData, Transport } from "../transport.ts";
-export type {
-  CloseOptions,
-  Handler,
-  HandshakeContext,
-  ProcessRequestResult,
-  ServerOptions,
-  WebSocketServer,
-} from "../server.ts";
-export type { OriginPolicy } from "../handshake.ts";
-export type { LimitOptions, ResolvedLimits, WriteLimit } from "../options.ts";
-export type { LimitCloseReason, RefusalReason, ServerCounters } from "../counters.ts";
-export type {
-  Adapter,
-  FetchHandler,
-  ListenAddress,
-  Listener,
-  ListenOptions,
-  PendingUpgrade,
-} from "../adapter.ts";
-export type { PubSubBackend } from "../pubsub/backend.ts";
-export type { BunServerWebSocket, BunWebSocketHandlers } from "./bun_types.ts";
+import { answerClose, webSocketPairConstructor, type WorkersWebSocket } from "./types.ts";
 
 const OPEN = 1;
-
-/**
- * Answers a peer's close frame. From the compatibility date 2026-04-07
- * (`web_socket_auto_reply_to_close`) workerd answers by itself; before it,
- * the Worker must, or the peer sees 1006. A second close is refused by the
- * runtime and ignored here.
- */
-function answerClose(socket: WorkersWebSocket, code: number, reason: string): void {
-  try {
-    if (isSendableCode(code)) socket.close(code, reason);
-    else socket.close();
-  } catch {
-    // Already answered (by the runtime or by an earlier close).
-  }
-}
 
 /** The Workers server socket as a core transport. */
 class WorkersTransport implements Transport {
@@ -236,7 +128,7 @@ export const workersAdapter: Adapter = {
     server.accept();
     // The runtime dispatches events in later tasks: the listeners above never run before this.
     const connection = pending.accept(new WorkersTransport(server));
-    const headers = new Headers(pending.headers as [string, string][]);
+    const headers = new Headers(pending.responseHeaders as [string, string][]);
     if (pending.protocol) headers.set("sec-websocket-protocol", pending.protocol);
     return new Response(null, { status: 101, webSocket: client, headers } as ResponseInit);
   },
@@ -315,7 +207,7 @@ export function createWorkersServer<Data = unknown>(
   handler: Handler<Data>,
   options: WorkersServerOptions<Data> = {},
 ): WebSocketServer<Data> {
-  return createServer(handler, { ...options, adapter: workersAdapter });
+  return new WebSocketServer(handler, { ...options, adapter: workersAdapter });
 }
 
 /**
