@@ -298,12 +298,19 @@ try {
   // The unmutated copy must pass what the mutations run, or a "caught" would mean nothing.
   const baselineFiles = [...new Set(selected.flatMap((m) => m.tests))].sort();
   console.log(`mutations: baseline (unmutated) over ${baselineFiles.join(" ")}`);
-  const baseline = await runSuite(baselineFiles, undefined, "baseline");
+  let baseline = await runSuite(baselineFiles, undefined, "baseline");
+  if (baseline.code !== 0) {
+    // Say what failed (CI keeps no scratch copy), then run it once more: a failure that does
+    // not repeat is a flaky test to fix, reported here, but it does not void the mutations.
+    reportFailures("the unmutated copy failed", baseline);
+    baseline = await runSuite(baselineFiles, undefined, "baseline-again");
+    if (baseline.code === 0) console.log("mutations: FLAKY: the baseline passed on a second run (see above)");
+  }
   const baselinePassed = baseline.code === 0;
   if (baselinePassed) {
     console.log(`mutations: baseline passed (${baseline.result.passed} passed) in ${elapsed(started)}`);
   } else {
-    console.log(`mutations: the unmutated copy fails, so no mutation can be judged; see ${baseline.log}`);
+    reportFailures("the unmutated copy fails again, so no mutation can be judged", baseline);
     exitCode = 1;
   }
 
@@ -345,6 +352,19 @@ try {
   else rmSync(scratch, { recursive: true, force: true });
 }
 process.exit(exitCode);
+
+/** Prints the failures of a run, from its JSON result or else the end of its log. */
+function reportFailures(what, run) {
+  console.log(`mutations: ${what} (exit code ${run.code}); log: ${run.log}`);
+  const lines = [
+    ...(run.result?.phases ?? []).flatMap((phase) =>
+      [...phase.failures, ...phase.problems].map((failure) => `  ${phase.runtime}: ${failure}`)
+    ),
+    ...(run.result?.problems ?? []).map((problem) => `  ${problem}`),
+  ];
+  if (lines.length > 0) console.log(lines.join("\n"));
+  else console.log(readFileSync(run.log, "utf8").split("\n").slice(-40).join("\n"));
+}
 
 function elapsed(since) {
   const seconds = Math.round((Date.now() - since) / 1000);
