@@ -6,6 +6,7 @@
  * @module
  */
 import type { Message } from "../transport.ts";
+import type { HistoryStore, PresenceEvent, PresenceStore, StreamPosition } from "../history/types.ts";
 
 /**
  * A pub/sub backend. The server calls `start` once, then `subscribe` when a
@@ -29,14 +30,29 @@ import type { Message } from "../transport.ts";
  * ```
  */
 export interface PubSubBackend {
-  /** Starts the backend; `deliver` hands messages from other processes to local subscribers. */
-  start(deliver: (topic: string, message: Message) => void): void;
-  /** This process has its first subscriber to `topic`. */
-  subscribe(topic: string): void;
+  /**
+   * Starts the backend; `deliver` hands messages from other processes to local
+   * subscribers (with their position, for topics kept in the backend's
+   * `history`), and `presence` hands over the presence changes of every process.
+   */
+  start(
+    deliver: (topic: string, message: Message, position?: StreamPosition) => void,
+    presence?: (topic: string, event: PresenceEvent) => void,
+  ): void;
+  /**
+   * This process has its first subscriber to `topic`. A returned promise
+   * resolves once messages of the topic are being received (recovery waits
+   * for it, so that nothing falls between the history read and live delivery).
+   */
+  subscribe(topic: string): void | Promise<void>;
   /** This process has no subscriber to `topic` left. */
   unsubscribe(topic: string): void;
   /** Sends a message to the other processes; may reject (the server counts and reports it). */
   publish(topic: string, message: Message): void | Promise<void>;
   /** Stops the backend and frees its connections. */
   close(): Promise<void>;
+  /** History shared by every process of the backend; without it, topics keep no history. */
+  history?: HistoryStore;
+  /** Presence shared by every process of the backend; without it, presence is not available. */
+  presence?: PresenceStore;
 }
