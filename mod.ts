@@ -59,3 +59,15 @@ export type { NativeTopics } from "./src/transport.ts";
 export type { PubSubBackend } from "./src/pubsub/backend.ts";
 export { PublishError } from "./src/pubsub/hub.ts";
 export { broadcastChannelBackend } from "./src/pubsub/broadcast_channel.ts";
+export type {
+  HistoryRead,
+  HistoryReadOptions,
+  HistoryRule,
+  HistoryStore,
+  PresenceEvent,
+  PresenceMember,
+  PresenceStore,
+  RecoveryFailure,
+  StoredMessage,
+  StreamPosition,
+} from "./src/history/types.ts";
