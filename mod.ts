@@ -1,5 +1,5 @@
 /**
- * wsport: WebSocket servers for Deno and Bun on web-standard APIs.
+ * wsport: WebSocket servers and clients for Node, Deno and Bun on web-standard APIs.
  *
  * A connection you iterate, `send()` with backpressure, limits that keep
  * memory bounded, a handshake hook, and graceful shutdown by `AbortSignal`.

@@ -2,14 +2,17 @@
 // Type-checks every ```ts block of README.md and docs/*.md with `deno check`, so that documented code
 // cannot drift from the API (`npm run check:docs`; `.ci/run` runs it after `deno check`).
 //
-// - Each block is written to a temporary file in the repository root, so that "./mod.ts" resolves as
-//   the README says; "@wsport/wsport" and its subpaths are rewritten to the files jsr.json exports
-//   (on the same line: error positions stay those of the block).
+// - Each block is written to a temporary file in the repository root, so that "./mod.ts" resolves;
+//   the package names, "@wsport/wsport" (JSR: jsr.json, or deno.json) and "wsport" (npm:
+//   package.json), and their subpaths are rewritten to the files they export (on the same line: error
+//   positions stay those of the block).
 // - Blocks run on Bun see `Bun.serve` as Bun's own types declare it (scripts/check_docs_bun.d.ts):
 //   neither Deno nor this project ships Bun's types.
 // - ```ts ignore skips a block (keep it for what cannot be a module: an output, a fragment of an
 //   object). ```ts excerpt=PATH also asserts that the block, less its import lines, appears verbatim in
 //   PATH (a test that runs the documented code as written).
+// - Every relative link ([text](path) or [text](path#anchor)) must name a file that exists and, for a
+//   Markdown file, a heading it has (GitHub's anchors: lower case, punctuation dropped, spaces to "-").
 //
 // Usage: node scripts/check_docs.mjs [file.md ...]
 import { spawnSync } from "node:child_process";
@@ -56,26 +59,97 @@ function fencedBlocks(text) {
   return blocks;
 }
 
-/** "@wsport/wsport" and its subpaths, as jsr.json maps them, relative to the repository root. */
+/** The package names and their subpaths ("@wsport/wsport/redis", "wsport/redis"), mapped to their files. */
 function packageSpecifiers() {
-  const { name, exports } = JSON.parse(readFileSync(join(root, "jsr.json"), "utf8"));
   const map = new Map();
-  for (const [subpath, target] of Object.entries(exports)) {
-    map.set(subpath === "." ? name : `${name}/${subpath.slice(2)}`, target);
+  const manifests = [existsSync(join(root, "jsr.json")) ? "jsr.json" : "deno.json", "package.json"];
+  for (const manifest of manifests) {
+    const { name, exports } = JSON.parse(readFileSync(join(root, manifest), "utf8"));
+    if (!name || typeof exports !== "object") continue;
+    for (const [subpath, target] of Object.entries(exports)) {
+      if (typeof target !== "string" || !target.endsWith(".ts")) continue;
+      map.set(subpath === "." ? name : `${name}/${subpath.slice(2)}`, target);
+    }
   }
   return map;
 }
 
 const specifiers = packageSpecifiers();
 
+/** Rewrites the specifiers of `from "…"` and `import("…")` only: a string that merely reads "wsport" stays. */
 function rewriteImports(code) {
-  return code.replace(/(["'])(@wsport\/wsport(?:\/[\w-]+)?)\1/g, (match, quote, specifier) => {
-    const target = specifiers.get(specifier);
-    return target ? quote + target + quote : match;
-  });
+  return code.replace(
+    /(\bfrom\s*|\bimport\s*\(\s*|^import\s*)(["'])((?:@wsport\/)?wsport(?:\/[\w-]+)?)\2/gm,
+    (match, before, quote, specifier) => {
+      const target = specifiers.get(specifier);
+      return target ? before + quote + target + quote : match;
+    },
+  );
 }
 
 const withoutImports = (code) => code.split("\n").filter((line) => !/^import\b/.test(line)).join("\n").trim();
+
+/** GitHub's anchor for a heading: lower case, markup and punctuation dropped, spaces to "-". */
+function slug(heading) {
+  return heading.trim().toLowerCase().replace(/[`*_]/g, "").replace(/\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/[^\p{L}\p{N}\s-]/gu, "").replace(/\s/g, "-");
+}
+
+/** The anchors of a Markdown file's headings (outside fenced blocks), with GitHub's -1, -2 for repeats. */
+function anchors(text) {
+  const seen = new Map();
+  let fence;
+  for (const line of text.split("\n")) {
+    const marker = /^\s*(`{3,}|~{3,})/.exec(line)?.[1];
+    if (marker && (!fence || marker.startsWith(fence))) {
+      fence = fence ? undefined : marker;
+      continue;
+    }
+    const heading = fence ? undefined : /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line)?.[1];
+    if (heading === undefined) continue;
+    const base = slug(heading);
+    const count = seen.get(base) ?? 0;
+    seen.set(count === 0 ? base : `${base}-${count}`, 0);
+    seen.set(base, count + 1);
+  }
+  return new Set(seen.keys());
+}
+
+/**
+ * Files a link may name before they exist on this branch: pages written on another branch that is
+ * merged with this one. Remove an entry once the file is in the repository.
+ */
+const PENDING = new Set(["docs/history.md"]);
+
+/** Problems with the relative links of a Markdown file: a missing file or heading. */
+function linkProblems(file, text) {
+  const found = [];
+  const name = relative(root, file);
+  let fence;
+  text.split("\n").forEach((line, index) => {
+    const marker = /^\s*(`{3,}|~{3,})/.exec(line)?.[1];
+    if (marker && (!fence || marker.startsWith(fence))) {
+      fence = fence ? undefined : marker;
+      return;
+    }
+    if (fence) return;
+    for (const [, target] of line.replace(/`[^`]*`/g, "").matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+      if (/^[a-z][a-z+.-]*:/i.test(target)) continue; // https:, mailto:
+      const [path, anchor] = target.split("#");
+      const resolved = path === "" ? file : join(dirname(file), decodeURIComponent(path));
+      const shown = relative(root, resolved);
+      if (PENDING.has(shown)) continue;
+      if (!existsSync(resolved)) {
+        found.push(`${name}:${index + 1}: ${target}: no such file`);
+      } else if (anchor !== undefined && resolved.endsWith(".md")) {
+        if (!anchors(readFileSync(resolved, "utf8")).has(anchor)) {
+          found.push(`${name}:${index + 1}: ${target}: no heading with that anchor in ${shown}`);
+        }
+      }
+    }
+  });
+  return found;
+}
 
 const temporary = [];
 const legend = [];
@@ -85,7 +159,9 @@ let ignored = 0;
 try {
   for (const file of markdownFiles()) {
     const name = relative(root, file);
-    for (const block of fencedBlocks(readFileSync(file, "utf8"))) {
+    const text = readFileSync(file, "utf8");
+    problems.push(...linkProblems(file, text));
+    for (const block of fencedBlocks(text)) {
       if (block.lang !== "ts" && block.lang !== "typescript") continue;
       if (block.flags.includes("ignore")) {
         ignored++;
@@ -123,4 +199,4 @@ if (problems.length > 0) {
   for (const problem of problems) console.error(`check_docs: ${problem}`);
   process.exit(1);
 }
-console.log("check_docs: every block type-checks");
+console.log("check_docs: every block type-checks and every relative link resolves");

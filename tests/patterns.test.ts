@@ -1,6 +1,6 @@
 /**
- * The README's handler patterns, run as written. The recipe below is the
- * README's "Consumer and producer" block less its import line:
+ * The documented handler patterns, run as written. The recipe below is the
+ * "Consumer and producer" block of docs/connection.md less its import line:
  * scripts/check_docs.mjs (`excerpt=`) fails if the two differ.
  */
 import { test } from "node:test";

@@ -8,8 +8,8 @@
  * listener's `shutdown()` frees its socket. A socket whose writes wait on a
  * peer that stopped reading is the exception: Deno's close-frame write waits
  * behind them, and holds the process until the peer reads or leaves
- * (`shutdown()`, an aborted `signal` and `unref()` do not release it; see the
- * README, "Graceful shutdown").
+ * (`shutdown()`, an aborted `signal` and `unref()` do not release it; see
+ * docs/shutdown-and-deployment.md, "Graceful shutdown").
  *
  * @module
  */

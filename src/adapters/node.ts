@@ -389,7 +389,7 @@ function plainResponse(status: number, text: string): Response {
 /** The upgrade being completed by ws right now: handleUpgrade runs its hooks synchronously. */
 let current: PendingUpgrade | undefined;
 
-/** permessage-deflate settings when `compression` is on (see the README for their cost). */
+/** permessage-deflate settings when `compression` is on (see docs/runtimes.md, "Compression", for their cost). */
 const DEFLATE = {
   // Each compressing connection keeps a deflate and an inflate stream: these bound their size.
   serverMaxWindowBits: 13,
