@@ -3,7 +3,7 @@
 // cannot drift from the API (`npm run check:docs`; `.ci/run` runs it after `deno check`).
 //
 // - Each block is written to a temporary file in the repository root, so that "./mod.ts" resolves as
-//   the README says; "@wsport/wsport" and its subpaths are rewritten to the files jsr.json exports
+//   the README says; "@wsport/wsport" and its subpaths are rewritten to the files deno.json exports
 //   (on the same line: error positions stay those of the block).
 // - Blocks run on Bun see `Bun.serve` as Bun's own types declare it (scripts/check_docs_bun.d.ts):
 //   neither Deno nor this project ships Bun's types.
@@ -56,9 +56,9 @@ function fencedBlocks(text) {
   return blocks;
 }
 
-/** "@wsport/wsport" and its subpaths, as jsr.json maps them, relative to the repository root. */
+/** "@wsport/wsport" and its subpaths, as deno.json maps them, relative to the repository root. */
 function packageSpecifiers() {
-  const { name, exports } = JSON.parse(readFileSync(join(root, "jsr.json"), "utf8"));
+  const { name, exports } = JSON.parse(readFileSync(join(root, "deno.json"), "utf8"));
   const map = new Map();
   for (const [subpath, target] of Object.entries(exports)) {
     map.set(subpath === "." ? name : `${name}/${subpath.slice(2)}`, target);
