@@ -26,7 +26,7 @@ export {
 } from "./src/errors.ts";
 export type { LimitCloseReason, RefusalReason, ServerCounters } from "./src/counters.ts";
 export { DEFAULT_LIMITS, type LimitOptions, type ResolvedLimits, type WriteLimit } from "./src/options.ts";
-export type { HandshakeOptions, OriginPolicy } from "./src/handshake.ts";
+export type { HandshakeOptions, HeadersInit, OriginPolicy } from "./src/handshake.ts";
 export type { Message, OutgoingData, Transport } from "./src/transport.ts";
 export type {
   Adapter,

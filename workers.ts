@@ -90,7 +90,7 @@ export type {
   ServerOptions,
   WebSocketServer,
 } from "./src/server.ts";
-export type { HandshakeOptions, OriginPolicy } from "./src/handshake.ts";
+export type { HandshakeOptions, HeadersInit, OriginPolicy } from "./src/handshake.ts";
 export type { LimitOptions, ResolvedLimits, WriteLimit } from "./src/options.ts";
 export type { LimitCloseReason, RefusalReason, ServerCounters } from "./src/counters.ts";
 export type {

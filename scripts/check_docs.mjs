@@ -3,9 +3,8 @@
 // cannot drift from the API (`npm run check:docs`; `.ci/run` runs it after `deno check`).
 //
 // - Each block is written to a temporary file in the repository root, so that "./mod.ts" resolves;
-//   the package names, "@wsport/wsport" (JSR: jsr.json, or deno.json) and "wsport" (npm:
-//   package.json), and their subpaths are rewritten to the files they export (on the same line: error
-//   positions stay those of the block).
+//   the package names, "@wsport/wsport" (JSR) and "wsport" (npm), and their subpaths are rewritten to
+//   the files deno.json exports (on the same line: error positions stay those of the block).
 // - Blocks run on Bun see `Bun.serve` as Bun's own types declare it (scripts/check_docs_bun.d.ts):
 //   neither Deno nor this project ships Bun's types.
 // - ```ts ignore skips a block (keep it for what cannot be a module: an output, a fragment of an
@@ -59,15 +58,16 @@ function fencedBlocks(text) {
   return blocks;
 }
 
-/** The package names and their subpaths ("@wsport/wsport/redis", "wsport/redis"), mapped to their files. */
+/**
+ * The package names and their subpaths ("@wsport/wsport/redis", "wsport/redis"), mapped to the files
+ * deno.json exports (the npm build compiles the same files, so both names lead to the same source).
+ */
 function packageSpecifiers() {
+  const { name: jsrName, exports } = JSON.parse(readFileSync(join(root, "deno.json"), "utf8"));
+  const { name: npmName } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   const map = new Map();
-  const manifests = [existsSync(join(root, "jsr.json")) ? "jsr.json" : "deno.json", "package.json"];
-  for (const manifest of manifests) {
-    const { name, exports } = JSON.parse(readFileSync(join(root, manifest), "utf8"));
-    if (!name || typeof exports !== "object") continue;
+  for (const name of [jsrName, npmName]) {
     for (const [subpath, target] of Object.entries(exports)) {
-      if (typeof target !== "string" || !target.endsWith(".ts")) continue;
       map.set(subpath === "." ? name : `${name}/${subpath.slice(2)}`, target);
     }
   }

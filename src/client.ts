@@ -11,6 +11,7 @@
 import { Connection, type ConnectionContext, type RemoteAddress } from "./connection.ts";
 import { createCounters } from "./counters.ts";
 import { type CloseInfo, InvalidHandshake, InvalidOption, InvalidURI } from "./errors.ts";
+import type { HeadersInit } from "./handshake.ts";
 import { checkNumber, type LimitOptions, resolveLimits } from "./options.ts";
 import { closeCodeOf, messageOf, WebSocketTransport } from "./adapters/web_socket.ts";
 

@@ -8,6 +8,15 @@
 import type { RemoteAddress } from "./connection.ts";
 import type { RefusalReason } from "./counters.ts";
 
+/**
+ * Headers as the `Headers` constructor takes them: a `Headers`, a record, or
+ * name/value pairs. It is the standard `HeadersInit`, named here because
+ * Node's typings (`@types/node`) declare `Headers` but no global
+ * `HeadersInit`: wsport's npm declarations must type-check without the DOM
+ * library.
+ */
+export type HeadersInit = NonNullable<ConstructorParameters<typeof Headers>[0]>;
+
 /** What `processRequest` may return: a `Response` to send instead of upgrading, or nothing to go on. */
 export type ProcessRequestResult = Response | undefined | void;
 

@@ -10,7 +10,7 @@ import * as esbuild from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** The package's entry points (package.json, deno.json and jsr.json export these). */
+/** The package's entry points (package.json and deno.json export these). */
 const ENTRIES = ["mod.ts", "hono.ts", "workers.ts", "redis.ts"];
 
 /** Modules every entry shares: none may reach a runtime. */

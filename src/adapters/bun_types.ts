@@ -6,6 +6,7 @@
  */
 import type { PendingUpgrade } from "../adapter.ts";
 import type { Connection } from "../connection.ts";
+import type { HeadersInit } from "../handshake.ts";
 
 /**
  * What wsport keeps in Bun's `ws.data`: the pending upgrade until the socket

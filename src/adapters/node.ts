@@ -73,8 +73,9 @@ let wsModule: Promise<WsModule> | undefined;
 
 /**
  * Whether `ws` can be imported from here (on Deno it must be in the import map
- * or package.json of the project). Checked before `serve()` picks this engine:
- * the import itself happens later, when the server listens.
+ * or package.json of the project, or wsport come from JSR, which maps it to
+ * npm). Checked before `serve()` picks this engine: the import itself happens
+ * later, when the server listens.
  */
 export function wsResolvable(): boolean {
   try {
@@ -85,12 +86,18 @@ export function wsResolvable(): boolean {
   }
 }
 
-/** Imports `ws` once. (On Deno it reads WS_NO_BUFFER_UTIL, which needs the env permission.) */
+/**
+ * Imports `ws` once, by the URL `import.meta.resolve` gives. A literal `import("ws")` would make
+ * Deno fetch ws for every program that imports wsport (`deno run` and `deno install` follow a
+ * dynamic import they can read), while only this engine needs it; `import.meta.resolve` is not
+ * followed, and `deno publish` still rewrites its literal to `npm:ws@…` for JSR. (On Deno, ws reads
+ * WS_NO_BUFFER_UTIL when it loads, which needs the env permission.)
+ */
 function loadWs(): Promise<WsModule> {
-  return wsModule ??= import("ws").then((module) => {
-    const exports = module as unknown as WsModule & { default?: WsModule };
-    return exports.WebSocketServer ? exports : exports.default!;
-  });
+  return wsModule ??= (async () => {
+    const module: WsModule & { default?: WsModule } = await import(import.meta.resolve("ws"));
+    return module.WebSocketServer ? module : module.default!;
+  })();
 }
 
 // ---------------------------------------------------------------- framing

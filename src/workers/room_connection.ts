@@ -6,7 +6,7 @@
  */
 import type { RemoteAddress } from "../connection.ts";
 import { checkCloseArguments, ConnectionClosed, quietReject } from "../errors.ts";
-import { type HeaderPairs, mergeHeaders } from "../handshake.ts";
+import { type HeaderPairs, type HeadersInit, mergeHeaders } from "../handshake.ts";
 import type { Message, OutgoingData } from "../transport.ts";
 import type { WorkersWebSocket } from "./types.ts";
 
