@@ -59,3 +59,20 @@ export type { NativeTopics } from "./src/transport.ts";
 export type { PubSubBackend } from "./src/pubsub/backend.ts";
 export { PublishError } from "./src/pubsub/hub.ts";
 export { broadcastChannelBackend } from "./src/pubsub/broadcast_channel.ts";
+export type {
+  HistoryRead,
+  HistoryReadOptions,
+  HistoryRule,
+  HistoryStore,
+  PresenceEvent,
+  PresenceMember,
+  PresenceStore,
+  RecoveryFailure,
+  StoredMessage,
+  StreamPosition,
+} from "./src/history/types.ts";
+export type { HistoryOption } from "./src/history/rules.ts";
+export type { SubscribeOptions, SubscribeResult, TopicEvent } from "./src/history/subscription.ts";
+export { jsonEnvelope } from "./src/history/envelope.ts";
+export { answerTopicRequest, type TopicRequestOptions } from "./src/history/topic_requests.ts";
+export { type FollowEvent, type FollowOptions, followTopics, TopicFollower } from "./src/history/follow.ts";
