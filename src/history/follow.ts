@@ -129,9 +129,9 @@ export class TopicFollower implements AsyncIterable<FollowEvent> {
     if (frame.presence) return { type: "presence", topic, event: frame.presence };
     if (frame.subscribed) {
       const { recovered, reason, position } = frame.subscribed;
-      // A failed recovery means the state is reloaded as of now: resume from here next time.
-      if (!recovered && position) this.positions.set(topic, position);
-      else this.#advance(topic, position);
+      // After a failed recovery the application reloads its state as of now: later reconnections
+      // resume from here (a position of another epoch replaces the old one).
+      this.#advance(topic, position);
       return { type: "subscribed", topic, recovered, reason, position };
     }
     if (frame.refused !== undefined) return { type: "refused", topic, reason: frame.refused };
