@@ -144,6 +144,10 @@ export class TopicFollower implements AsyncIterable<FollowEvent> {
     return position ? { type: "message", topic, data, position } : { type: "message", topic, data };
   }
 
+  /**
+   * Connects (again and again, as `reconnect()` does), sends the subscribe
+   * requests with the last positions, and yields what arrives. Iterate once.
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<FollowEvent, void, undefined> {
     if (this.#started) throw new TypeError("a TopicFollower can be iterated once");
     this.#started = true;

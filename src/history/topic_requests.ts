@@ -45,7 +45,7 @@ function positionOf(since: TopicRequest["since"]): StreamPosition | undefined {
  *
  * @example A handler that lets clients follow rooms and talk in them
  * ```ts
- * import { answerTopicRequest, serve } from "../mod.ts";
+ * import { answerTopicRequest, serve } from "../../mod.ts";
  *
  * const server = serve(async (ws) => {
  *   for await (const message of ws) {
