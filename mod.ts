@@ -71,3 +71,8 @@ export type {
   StoredMessage,
   StreamPosition,
 } from "./src/history/types.ts";
+export type { HistoryOption } from "./src/history/rules.ts";
+export type { SubscribeOptions, SubscribeResult, TopicEvent } from "./src/history/subscription.ts";
+export { jsonEnvelope } from "./src/history/envelope.ts";
+export { answerTopicRequest, type TopicRequestOptions } from "./src/history/topic_requests.ts";
+export { type FollowEvent, type FollowOptions, followTopics, TopicFollower } from "./src/history/follow.ts";

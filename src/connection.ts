@@ -18,6 +18,9 @@ import { burstLimit, QUEUE_OVERHEAD, queueBudget, type ResolvedLimits } from "./
 import { type RequestCopy, requestFromCopy } from "./request_copy.ts";
 import type { Message, OutgoingData, Transport } from "./transport.ts";
 import { currentTurn, yieldIfTurnIsLong } from "./turn.ts";
+import { InvalidOption } from "./errors.ts";
+import type { PresenceMember, StreamPosition } from "./history/types.ts";
+import type { SubscribeOptions, SubscribeResult } from "./history/subscription.ts";
 
 /**
  * A connection handler: it receives each new connection. When it returns the
@@ -50,12 +53,18 @@ export interface ConnectionContext {
 
 /** Topic operations a connection delegates to its server. */
 export interface Topics {
-  /** Adds the connection to a topic's subscribers. */
-  subscribe(connection: Connection, topic: string): void;
+  /** Adds the connection to a topic's subscribers (replaying what it missed when `options.since` says so). */
+  subscribe(connection: Connection, topic: string, options?: SubscribeOptions): Promise<SubscribeResult>;
   /** Removes the connection from a topic's subscribers. */
   unsubscribe(connection: Connection, topic: string): void;
   /** Publishes to a topic, optionally skipping one connection. */
   publish(topic: string, data: OutgoingData, except?: Connection): Promise<PublishResult>;
+  /** Adds the connection to a topic's presence. */
+  join(connection: Connection, topic: string, info: unknown): Promise<void>;
+  /** Removes the connection from a topic's presence. */
+  leave(connection: Connection, topic: string): Promise<void>;
+  /** A topic's presence. */
+  members(topic: string): Promise<PresenceMember[]>;
 }
 
 /** What a publish did: local deliveries, and subscribers skipped as closed or slow. */
@@ -64,6 +73,11 @@ export interface PublishResult {
   delivered: number;
   /** Local subscribers skipped because they were closing or over their write limit. */
   skipped: number;
+  /**
+   * Where the message was stored, for a topic that keeps history (the
+   * server's `history` option); absent otherwise.
+   */
+  position?: StreamPosition;
 }
 
 /** Options of {@linkcode Connection.publish}. */
@@ -102,6 +116,8 @@ const CLOSING = 1;
 const CLOSED = 2;
 
 const RESOLVED: Promise<void> = Promise.resolve();
+/** What subscribing a closed connection (or one already subscribed without options) resolves with. */
+const NOTHING_TO_RECOVER: Promise<SubscribeResult> = Promise.resolve(Object.freeze({ recovered: true }));
 /** The params of every connection not routed by path: one shared, frozen object. */
 export const NO_PARAMS: Record<string, string | undefined> = Object.freeze({});
 const noop = () => {};
@@ -167,6 +183,8 @@ class Extras {
   controller: AbortController | undefined = undefined;
   closedPromise: PromiseWithResolvers<CloseInfo> | undefined = undefined;
   topics: Set<string> | undefined = undefined;
+  /** The topics whose presence this connection joined. */
+  joined: Set<string> | undefined = undefined;
   readable: ReadableStream<Message> | undefined = undefined;
   writable: WritableStream<OutgoingData> | undefined = undefined;
   /** Receivers waiting behind the first (concurrent `recv()` calls). */
@@ -452,14 +470,70 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
   /**
    * Subscribes to a topic: messages published to it (by `server.publish`,
    * `ws.publish`, or another process sharing the server's backend) are sent
-   * to this connection. Unsubscribed automatically on close.
+   * to this connection, as they were published. Unsubscribed automatically
+   * on close.
+   *
+   * Options (see {@linkcode SubscribeOptions}): `since` resumes after a
+   * position of a topic that keeps history (the server's `history` option):
+   * the messages stored after it come first, in order, then the live ones,
+   * none missing and none twice; `envelope` wraps each message (with its
+   * position) in a frame of your choice, e.g. `jsonEnvelope`; `presence`
+   * adds the topic's joins and leaves to what the envelope receives.
+   *
+   * Resolves with whether the subscription recovered what came after
+   * `since` (`{ recovered: false, reason }` when it could not: reload your
+   * state; the subscription is live either way) and the topic's position.
+   * Ignoring the promise is fine: it rejects only when the backend failed to
+   * read the history, and never unhandled. Subscribing again with options
+   * replaces the subscription; without, does nothing; on a closed
+   * connection, does nothing.
+   *
+   * @example Resume a topic after a position, with positions in each frame
+   * ```ts
+   * import { jsonEnvelope, serve } from "../mod.ts";
+   *
+   * const server = serve(async (ws) => {
+   *   const since = { epoch: ws.url.searchParams.get("epoch") ?? "", offset: Number(ws.url.searchParams.get("offset")) };
+   *   const { recovered, reason } = await ws.subscribe("news", { since, envelope: jsonEnvelope });
+   *   if (!recovered) await ws.send(JSON.stringify({ reload: reason }));
+   * }, { port: 0, history: { "news": { size: 100 } } });
+   * await server.close();
+   * ```
    */
-  subscribe(topic: string): void {
+  subscribe(topic: string, options?: SubscribeOptions): Promise<SubscribeResult> {
     const hub = this.#requireTopics();
+    if (options?.presence && !options.envelope) {
+      throw new InvalidOption("subscribe: presence events need an envelope to be sent in");
+    }
     const topics = this.#more.topics ??= new Set();
-    if (this.#state === CLOSED || topics.has(topic)) return;
+    if (this.#state === CLOSED) return NOTHING_TO_RECOVER;
+    if (topics.has(topic)) {
+      if (!options) return NOTHING_TO_RECOVER;
+      hub.unsubscribe(this as Connection, topic);
+    }
     topics.add(topic);
-    hub.subscribe(this as Connection, topic);
+    return hub.subscribe(this as Connection, topic, options);
+  }
+
+  /**
+   * Joins a topic's presence with `info` (small and JSON-serialisable): it
+   * shows in `server.presence(topic)` on every process sharing the backend,
+   * as a member whose `id` is this connection's {@linkcode id}, and
+   * subscribers that asked for presence get a join event. Joining again
+   * replaces the info. Left automatically on close. Rejects with
+   * `InvalidOption` when the server's backend keeps no presence.
+   */
+  join(topic: string, info: unknown = null): Promise<void> {
+    const hub = this.#requireTopics();
+    if (this.#state === CLOSED) return RESOLVED;
+    (this.#more.joined ??= new Set()).add(topic);
+    return hub.join(this as Connection, topic, info);
+  }
+
+  /** Leaves a topic's presence (subscribers that asked for presence get a leave event). */
+  leave(topic: string): Promise<void> {
+    if (!this.#extras?.joined?.delete(topic)) return RESOLVED;
+    return this.#requireTopics().leave(this as Connection, topic);
   }
 
   /** Unsubscribes from a topic. */
@@ -651,6 +725,12 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
     if (topics?.size) {
       for (const topic of topics) this.#context.topics!.unsubscribe(this as Connection, topic);
       topics.clear();
+    }
+    const joined = extras?.joined;
+    if (joined?.size) {
+      // Not awaited: a backend failure is reported by the hub; the close does not wait for it.
+      for (const topic of joined) this.#context.topics!.leave(this as Connection, topic).catch(noop);
+      joined.clear();
     }
     if (error) extras?.controller?.abort(error);
     extras?.closedPromise?.resolve(info);

@@ -32,6 +32,8 @@ import type { PubSubBackend } from "./pubsub/backend.ts";
 import { TopicHub } from "./pubsub/hub.ts";
 import type { BunSocketData, BunWebSocketHandlers } from "./adapters/bun_types.ts";
 import { Router, type Routes } from "./router.ts";
+import type { HistoryOption } from "./history/rules.ts";
+import type { HistoryRead, HistoryReadOptions, PresenceMember } from "./history/types.ts";
 
 export type { Handler };
 
@@ -95,6 +97,19 @@ export interface ServerOptions<Data = unknown>
    * process only.
    */
   pubsub?: PubSubBackend;
+  /**
+   * Topics that keep their last messages, so that a subscriber can resume
+   * after a position (`ws.subscribe(topic, { since })`) and
+   * {@linkcode WebSocketServer.history} can read them: rules by exact topic
+   * name or by prefix ending in `*` (`{ "chat:*": { size: 100, ttl: 60_000 } }`;
+   * the longest match wins), or a function of the topic. `size` is an
+   * integer >= 1, `ttl` (ms) > 0, default 300,000. Kept in this process
+   * without `pubsub`; in the backend's `history` with one (redisBackend);
+   * a backend without history (broadcastChannelBackend) is an
+   * `InvalidOption`. Topics without a rule behave as if the option were
+   * absent. Default: none.
+   */
+  history?: HistoryOption;
   /**
    * The runtime adapter; `createServer()` and `serve()` detect it when omitted
    * (`new WebSocketServer` needs it: the core names no runtime).
@@ -247,7 +262,9 @@ export class WebSocketServer<Data = unknown> {
     }
     this.adapter = options.adapter;
     this.#headers = [...new Headers(options.headers)];
-    this.#topics = new TopicHub(this.counters, options.pubsub, (error) => this.#report(error, undefined));
+    this.#topics = new TopicHub(this.counters, options.pubsub, (error) => this.#report(error, undefined), {
+      history: options.history,
+    });
     this.#context = {
       limits: this.limits,
       counters: this.counters,
@@ -504,6 +521,12 @@ export class WebSocketServer<Data = unknown> {
    * a backend it resolves at once, or on the next turn of the event loop once
    * the current one has run for 10 ms: a loop of awaited publishes lets other
    * connections be served.
+   *
+   * For a topic that keeps history (the `history` option) it resolves with
+   * the message's `position` too. With a backend that keeps the history
+   * (Redis), the backend delivers the message to every process in position
+   * order, this one included, so `delivered` is 0 and `except` is not
+   * applied.
    */
   publish(
     topic: string,
@@ -511,6 +534,48 @@ export class WebSocketServer<Data = unknown> {
     options?: { except?: Connection<Data> },
   ): Promise<PublishResult> {
     return this.#topics.publish(topic, data, options?.except as Connection | undefined);
+  }
+
+  /**
+   * Reads a topic's history: the messages after `since` (everything kept,
+   * without it), oldest first, at most `limit`, with the topic's position,
+   * and whether every message after `since` was still there. Rejects with
+   * `InvalidOption` for a topic the `history` option gives no rule.
+   *
+   * @example
+   * ```ts
+   * import { serve } from "../mod.ts";
+   *
+   * const server = serve(() => {}, { port: 0, history: { "news": { size: 10 } } });
+   * const { position } = await server.publish("news", "first");
+   * await server.publish("news", "second");
+   * const read = await server.history("news", { since: position });
+   * console.log(read.messages.map((m) => m.data)); // ["second"]
+   * await server.close();
+   * ```
+   */
+  history(topic: string, options?: HistoryReadOptions): Promise<HistoryRead> {
+    return this.#topics.history(topic, options);
+  }
+
+  /**
+   * The members of a topic's presence (connections that called
+   * `ws.join(topic, info)`), on every process sharing the backend. Rejects
+   * with `InvalidOption` when the backend keeps no presence.
+   *
+   * @example
+   * ```ts
+   * import { serve } from "../mod.ts";
+   *
+   * const server = serve(async (ws) => {
+   *   await ws.join("lobby", { name: "ada" });
+   * }, { port: 0 });
+   * console.log(await server.presence("lobby")); // [] (nobody connected)
+   * await server.close();
+   * ```
+   */
+  presence(topic: string): Promise<PresenceMember[]> {
+    return this.#topics.members(topic);
   }
 
   /** How many connections of this server are subscribed to `topic`. */

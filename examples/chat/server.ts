@@ -4,31 +4,51 @@
  * to every client of that room, sender included, as JSON `{ room, text }`.
  * Start two processes with the same REDIS_URL and they form one chat.
  *
+ * The room keeps its last 200 messages (10 minutes): the page connects with
+ * `?follow` and speaks the topic follower's protocol (docs/history.md), so a
+ * page that reloads or loses its connection resumes from the last message it
+ * showed and shows what it missed once, in order; it also shows who is in the
+ * room (presence). With REDIS_URL the history and presence are Redis's,
+ * shared by every process, when the Redis backend keeps them. A client
+ * without `?follow` gets each message as a plain frame, as before.
+ *
  *   deno run --allow-net --allow-env examples/chat/server.ts
  *   REDIS_URL=redis://127.0.0.1:6379 bun run examples/chat/server.ts
  *
  * Environment: HOST (default localhost), PORT (default 8765), REDIS_URL (optional).
  */
 import process from "node:process";
-import { type PubSubBackend, serve } from "../../mod.ts";
+import { answerTopicRequest, type HistoryRule, type PubSubBackend, serve } from "../../mod.ts";
 import { CHAT_PAGE } from "./page.ts";
 
 const rooms = new URLPattern({ pathname: "/rooms/:room" });
+const ROOM_HISTORY: HistoryRule = { size: 200, ttl: 10 * 60_000 };
 
 let pubsub: PubSubBackend | undefined;
 if (process.env.REDIS_URL) {
   const { redisBackend } = await import("../../redis.ts");
   pubsub = redisBackend(process.env.REDIS_URL);
 }
+// History and presence need one authority for every process: this one without a backend, else the backend's.
+const history = !pubsub || pubsub.history ? { "room:*": ROOM_HISTORY } : undefined;
+const presence = !pubsub || pubsub.presence !== undefined;
 
 const controller = new AbortController();
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => controller.abort());
 
 const server = serve<{ room: string }>(async (ws) => {
   const topic = `room:${ws.data.room}`;
-  ws.subscribe(topic);
+  const follows = ws.url.searchParams.has("follow");
+  if (follows && presence) {
+    const name = (ws.url.searchParams.get("name") ?? "").slice(0, 40) || "guest";
+    await ws.join(topic, { name });
+    await ws.send(JSON.stringify({ members: await server.presence(topic) }));
+  }
+  if (!follows) ws.subscribe(topic); // plain frames, as published
   for await (const message of ws) {
     if (typeof message !== "string") continue;
+    // The page's subscribe request (with the position to resume from): only its own room.
+    if (follows && await answerTopicRequest(ws, message, { allow: (asked) => asked === topic })) continue;
     // Not awaited: a Redis failure is counted and reported by the server, never thrown here.
     ws.publish(topic, JSON.stringify({ room: ws.data.room, text: message }));
   }
@@ -37,6 +57,7 @@ const server = serve<{ room: string }>(async (ws) => {
   port: Number(process.env.PORT ?? 8765),
   signal: controller.signal,
   pubsub,
+  history,
   processRequest(request, context) {
     const url = new URL(request.url);
     if (url.pathname === "/") {

@@ -52,7 +52,9 @@ export type RecoveryFailure =
   /** Messages after the position were dropped to keep the history at `size`. */
   | "too-far-behind"
   /** Messages after the position were dropped because they outlived `ttl`. */
-  | "expired";
+  | "expired"
+  /** The topic keeps no history (no rule of the server's `history` option matches it). */
+  | "no-history";
 
 /** A stored message and its position. */
 export interface StoredMessage {

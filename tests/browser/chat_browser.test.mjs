@@ -3,7 +3,10 @@
 //
 // Starts the chat example under Deno and under Bun, opens three Chromium
 // pages (two in room "blue", one in room "green") and checks that a message
-// typed in one blue page reaches both blue pages and not the green one.
+// typed in one blue page reaches both blue pages and not the green one. Then
+// the room's history (issue 18): a page that reloads, or whose server process
+// is stopped and restarted, shows every message once, in order; with Redis,
+// across two server processes.
 // Needs Debian's chromium at /usr/bin/chromium; fails (does not skip) without it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +16,8 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { RedisServer } from "../redis_server.ts";
+import { redisBackend } from "../../redis.ts";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CHROMIUM = "/usr/bin/chromium";
@@ -48,12 +53,12 @@ function freePort() {
 }
 
 /** Starts the chat example; resolves with the child and its URL once it prints "chat on". */
-function startChat(runtime, port) {
+function startChat(runtime, port, redisUrl = "") {
   const [command, args] = RUNTIMES[runtime];
   assert.ok(existsSync(command), `${command} is missing; run npm ci`);
   const child = spawn(command, args, {
     cwd: root,
-    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), REDIS_URL: "", NO_COLOR: "1" },
+    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), REDIS_URL: redisUrl, NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -126,31 +131,35 @@ async function messages(page) {
   return await page.$$eval("#messages li", (items) => items.map((item) => item.textContent));
 }
 
-async function chatInBrowser(runtime) {
+function launchBrowser() {
   assert.ok(
     existsSync(CHROMIUM),
     `${CHROMIUM} is missing: install the Debian package "chromium" (apt-get install chromium)`,
   );
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--no-first-run",
+      "--disable-sync",
+      "--disable-quic",
+    ],
+  });
+}
+
+async function chatInBrowser(runtime) {
   const port = await freePort();
   const server = startChat(runtime, port);
   let exit;
   try {
     const url = await server.ready;
     assert.equal(url, `http://127.0.0.1:${port}/`);
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30_000,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--disable-sync",
-        "--disable-quic",
-      ],
-    });
+    const browser = await launchBrowser();
     try {
       const blue1 = await openRoom(browser, url, "blue");
       const blue2 = await openRoom(browser, url, "blue");
@@ -194,6 +203,124 @@ async function chatInBrowser(runtime) {
   );
 }
 
+/** Types `text` in a page and waits until it shows there (its own message came back). */
+async function say(page, text) {
+  await page.fill("#text", text);
+  await page.press("#text", "Enter");
+  await waitShown(page, [text], `the sender's own "${text}"`);
+}
+
+/** Waits until the page's messages end with `texts`. */
+async function waitShown(page, texts, what) {
+  try {
+    await page.waitForFunction(
+      (expected) => {
+        const shown = [...document.querySelectorAll("#messages li")].map((item) => item.textContent);
+        return JSON.stringify(shown.slice(-expected.length)) === JSON.stringify(expected);
+      },
+      texts,
+      { timeout: UI_TIMEOUT_MS },
+    );
+  } catch (error) {
+    throw new Error(`${what}: the page shows ${JSON.stringify(await messages(page))}: ${error.message}`);
+  }
+}
+
+/** Stops the chat process and asserts it went on SIGTERM. */
+async function stopChat(chat, runtime) {
+  const exit = await stop(chat.child);
+  assert.equal(exit.killed, false, `${runtime}: chat ignored SIGTERM; output:\n${chat.output()}`);
+}
+
+/**
+ * One process with in-memory history: a page that reloads shows what it had and what was said
+ * meanwhile, once, in order; after its server restarts (the history is lost with the process) it
+ * says so and goes on live.
+ */
+async function resumeInBrowser(runtime) {
+  const port = await freePort();
+  const chats = [startChat(runtime, port)];
+  const browser = await launchBrowser();
+  try {
+    const url = await chats[0].ready;
+    const one = await openRoom(browser, url, "resume");
+    const two = await openRoom(browser, url, "resume");
+    await Promise.all([waitConnected(one, "page one"), waitConnected(two, "page two")]);
+    await say(one, "one: hello");
+    await waitShown(two, ["one: hello"], "page two");
+
+    // Page one reloads while page two goes on talking.
+    const reloading = one.reload();
+    for (let i = 1; i <= 5; i++) await say(two, `two: ${i}`);
+    await reloading;
+    await waitConnected(one, "page one after its reload");
+    const expected = ["one: hello", ...[1, 2, 3, 4, 5].map((i) => `two: ${i}`)];
+    await waitShown(one, expected, "page one after its reload");
+    assert.deepEqual(await messages(one), expected, "every message once, in order, after the reload");
+    assert.match(await one.textContent("#members"), /guest-\w+, guest-\w+/);
+
+    // The process restarts: the in-memory history is gone, and the page is told so.
+    await stopChat(chats[0], runtime);
+    chats.push(startChat(runtime, port));
+    await chats[1].ready;
+    await Promise.all([waitConnected(one, "page one after the restart"), waitConnected(two, "page two")]);
+    await one.locator("#notice", { hasText: "(epoch)" }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await say(two, "two: after the restart");
+    await waitShown(one, [...expected, "two: after the restart"], "page one, live after the restart");
+    assert.deepEqual(await messages(one), [...expected, "two: after the restart"]);
+  } finally {
+    await browser.close();
+    for (const chat of chats) await stopChat(chat, runtime);
+  }
+}
+
+/** Whether the Redis backend keeps history (it does once the Redis side of issue 18 is merged). */
+async function redisKeepsHistory() {
+  const probe = redisBackend("redis://127.0.0.1:1", { onStatus() {}, connectTimeout: 1 });
+  const keeps = probe.history !== undefined && probe.presence !== undefined;
+  await probe.close();
+  return keeps;
+}
+
+/**
+ * Two processes sharing Redis: page one's process is stopped while page two (on the other process)
+ * goes on talking, then restarted: page one shows every message once, in order.
+ */
+async function resumeAcrossProcesses(runtime) {
+  const redis = await RedisServer.start();
+  const [port1, port2] = [await freePort(), await freePort()];
+  const chats = [startChat(runtime, port1, redis.url), startChat(runtime, port2, redis.url)];
+  const browser = await launchBrowser();
+  try {
+    const [url1, url2] = [await chats[0].ready, await chats[1].ready];
+    const one = await openRoom(browser, url1, "shared");
+    const two = await openRoom(browser, url2, "shared");
+    await Promise.all([waitConnected(one, "page one"), waitConnected(two, "page two")]);
+    await say(one, "one: hello");
+    await waitShown(two, ["one: hello"], "page two (through Redis)");
+    await two.locator("#members", { hasText: "," }).waitFor({ timeout: UI_TIMEOUT_MS });
+
+    await stopChat(chats[0], runtime);
+    await one.locator("#status", { hasText: "disconnected" }).waitFor({ timeout: UI_TIMEOUT_MS });
+    for (let i = 1; i <= 5; i++) await say(two, `two: ${i}`);
+    chats[0] = startChat(runtime, port1, redis.url);
+    await chats[0].ready;
+    await waitConnected(one, "page one after its server restarted");
+    const expected = ["one: hello", ...[1, 2, 3, 4, 5].map((i) => `two: ${i}`)];
+    await waitShown(one, expected, "page one after its server restarted");
+    await say(two, "two: live again");
+    await waitShown(one, [...expected, "two: live again"], "page one, live");
+    assert.deepEqual(await messages(one), [...expected, "two: live again"], "every message once, in order");
+    assert.equal(await one.textContent("#notice"), "", "nothing was lost");
+  } finally {
+    await browser.close();
+    for (const chat of chats) await stopChat(chat, runtime);
+    await redis.stop();
+  }
+}
+
+const redisHistory = await redisKeepsHistory();
+
 // Under `deno test` the chat runs on Deno, under `bun test` on Bun, under Node 24 on Node (the others
 // are declared skipped, so that every runtime reports the same tests).
 const current = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
@@ -203,5 +330,15 @@ for (const runtime of Object.keys(RUNTIMES)) {
     `chat example in chromium (${runtime})`,
     { timeout: TEST_TIMEOUT_MS, skip },
     () => chatInBrowser(runtime),
+  );
+  test(
+    `chat page resumes after a reload and after its server restarts (${runtime})`,
+    { timeout: TEST_TIMEOUT_MS, skip },
+    () => resumeInBrowser(runtime),
+  );
+  test(
+    `chat page resumes across two server processes sharing Redis (${runtime})`,
+    { timeout: TEST_TIMEOUT_MS, skip: skip || (!redisHistory && "redisBackend has no history yet") },
+    () => resumeAcrossProcesses(runtime),
   );
 }
