@@ -162,6 +162,13 @@ test(
       const resumed = await a.history.read("quiet", { since: empty.position }, rule);
       assert.deepEqual([resumed.recovered, resumed.messages.map((m) => m.data)], [true, ["first"]]);
 
+      // subscribe() resolves once Redis confirmed it: an append right after it is heard.
+      const late = backend(redis.url, cleanup);
+      await late.subscribe("late");
+      const heard = await a.history.append("late", "right after subscribe", rule);
+      await waitFor(() => late.seen.messages.length === 1, 5000, "the append after subscribe()");
+      assert.deepEqual(late.seen.messages[0].position, heard);
+
       // A plain publish (no history) reaches the other backend without a position, not its own.
       await a.publish("t", "plain");
       await a.history.append("t", "marker", rule);
@@ -201,17 +208,21 @@ test("Redis history: a position too far behind (size) or expired (ttl) does not 
       reason: "expired",
     });
 
-    // Older messages outlived ttl while Redis still holds them (a newer append kept the key).
-    const old = await a.history.append("mixed", "old 1", short);
-    await a.history.append("mixed", "old 2", short);
-    await delay(300);
-    const fresh = await a.history.append("mixed", "fresh", short);
-    const partly = await a.history.read("mixed", { since: old }, short);
+    // An older message outlived ttl while Redis still holds it (a newer append kept the key alive).
+    const second = { size: 100, ttl: 1000 };
+    const old = await a.history.append("mixed", "old", second);
+    await delay(600);
+    const recent = await a.history.append("mixed", "recent", second);
+    await delay(500); // "old" is 1,100 ms old, "recent" 500 ms
+    const admin = new Redis(redis.url);
+    cleanup.push(async () => admin.disconnect());
+    assert.equal(await admin.xlen("wsport:history:mixed"), 2, "Redis still holds both");
+    const partly = await a.history.read("mixed", { since: { ...old, offset: 0 } }, second);
     assert.deepEqual([partly.recovered, partly.reason], [false, "expired"]);
-    assert.deepEqual(partly.messages.map((m) => m.data), ["fresh"]);
-    assert.deepEqual((await a.history.read("mixed", {}, short)).messages.map((m) => m.position), [fresh]);
-    const after = await a.history.read("mixed", { since: { ...old, offset: 2 } }, short);
-    assert.deepEqual([after.recovered, after.messages.map((m) => m.data)], [true, ["fresh"]]);
+    assert.deepEqual(partly.messages, [{ data: "recent", position: recent }]);
+    assert.deepEqual((await a.history.read("mixed", {}, second)).messages.map((m) => m.position), [recent]);
+    const after = await a.history.read("mixed", { since: old }, second);
+    assert.deepEqual([after.recovered, after.messages.map((m) => m.data)], [true, ["recent"]]);
   });
 });
 
@@ -239,6 +250,19 @@ test(
       await waitFor(() => b.seen.messages.at(-1)?.message === "after flush", 5000, "delivery after FLUSHALL");
       assert.deepEqual(b.seen.messages.at(-1)?.position, next);
 
+      // The meta hash alone lost (evicted, deleted): a new epoch, and the old stream is not mixed in.
+      await b.history.append("t", "after flush 2", rule);
+      await admin.del("wsport:history-meta:t");
+      const alone = await a.history.append("t", "meta lost", rule);
+      assert.equal(alone.offset, 1);
+      assert.notEqual(alone.epoch, next.epoch);
+      assert.deepEqual((await a.history.read("t", {}, rule)).messages, [{
+        data: "meta lost",
+        position: alone,
+      }]);
+      const metaLost = await a.history.read("t", { since: next }, rule);
+      assert.deepEqual([metaLost.recovered, metaLost.reason], [false, "epoch"]);
+
       await redis.stop();
       await redis.restart();
       // The backends reconnect (and b resubscribes) by themselves.
@@ -252,7 +276,7 @@ test(
       assert.ok(restarted, "appends work again after the restart");
       assert.equal(restarted.offset, 1);
       assert.notEqual(restarted.epoch, next.epoch);
-      const lost = await b.history.read("t", { since: next }, rule);
+      const lost = await b.history.read("t", { since: alone }, rule);
       assert.deepEqual([lost.recovered, lost.reason, lost.position], [false, "epoch", restarted]);
       // Live delivery resumed with the new positions.
       let heard = false;
