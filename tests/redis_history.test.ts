@@ -215,7 +215,7 @@ test("Redis history: a position too far behind (size) or expired (ttl) does not 
     const recent = await a.history.append("mixed", "recent", second);
     await delay(500); // "old" is 1,100 ms old, "recent" 500 ms
     const admin = new Redis(redis.url);
-    cleanup.push(async () => admin.disconnect());
+    cleanup.push(() => Promise.resolve(admin.disconnect()));
     assert.equal(await admin.xlen("wsport:history:mixed"), 2, "Redis still holds both");
     const partly = await a.history.read("mixed", { since: { ...old, offset: 0 } }, second);
     assert.deepEqual([partly.recovered, partly.reason], [false, "expired"]);
@@ -239,7 +239,7 @@ test(
       const before = await a.history.append("t", "before", rule);
 
       const admin = new Redis(redis.url);
-      cleanup.push(async () => admin.disconnect());
+      cleanup.push(() => Promise.resolve(admin.disconnect()));
       await admin.flushall();
       const flushed = await a.history.read("t", { since: before }, rule);
       assert.deepEqual([flushed.recovered, flushed.reason, flushed.messages], [false, "epoch", []]);

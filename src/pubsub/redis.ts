@@ -13,7 +13,8 @@ import { redisHistory } from "./redis_history.ts";
 import { RedisPresence } from "./redis_presence.ts";
 
 export type { PubSubBackend };
-export type { Message } from "../transport.ts";
+import type { Message } from "../transport.ts";
+export type { Message };
 
 /** Options of {@linkcode redisBackend}. */
 export interface RedisBackendOptions {
@@ -50,11 +51,32 @@ export interface RedisBackendOptions {
 
 /** The Redis backend: a {@linkcode PubSubBackend} with history and presence shared by every process. */
 export interface RedisBackend extends PubSubBackend {
-  /** Resolves once Redis confirmed the subscription (never rejects; failures go to `onStatus`). */
+  /**
+   * Resolves once Redis confirmed the subscription. While Redis is away it
+   * waits for the reconnection; it never rejects (failures go to `onStatus`).
+   */
   subscribe(topic: string): Promise<void>;
-  /** History in Redis Streams; appends are published live to every process, this one included. */
+  /** Rejects when Redis cannot be reached (nothing is queued). */
+  publish(topic: string, message: Message): Promise<void>;
+  /**
+   * History in Redis Streams (key `prefix + "history:" + topic`, trimmed to
+   * exactly `size`, expiring `ttl` after the last append), with the epoch and
+   * top offset in `prefix + "history-meta:" + topic` (kept `historyMetaTtl`).
+   * An append stores the message and publishes it in one Lua script, so every
+   * process, the appending one included, receives it live in offset order.
+   * Messages older than `ttl` are never read, even while Redis still holds
+   * them. A read from `since` that misses messages says `"too-far-behind"`
+   * when more than `size` messages came after `since`, else `"expired"`; a
+   * `since` of another epoch (or past the top offset) says `"epoch"`.
+   */
   history: HistoryStore;
-  /** Presence in Redis hashes; events reach every process, this one included. */
+  /**
+   * Presence in Redis hashes (`prefix + "presence:" + topic`); events reach
+   * every process, this one included. Members of a process that dies
+   * disappear within `presenceTtl`; their `"leave"` events are sent, best
+   * effort, by the next `members()` read of the topic or the next refresh of
+   * a process with members in it. `close()` removes this process's members.
+   */
   presence: PresenceStore;
 }
 
