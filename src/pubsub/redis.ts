@@ -119,6 +119,7 @@ export function redisBackend(url: string, options: RedisBackendOptions = {}): Re
   const maxDelay = checkNumber("maxReconnectDelay", options.maxReconnectDelay ?? 2000, 0);
   const presenceTtl = checkNumber("presenceTtl", options.presenceTtl ?? 10_000, 3);
   const historyMetaTtl = checkNumber("historyMetaTtl", options.historyMetaTtl ?? 86_400_000, 1);
+  const connectTimeout = checkNumber("connectTimeout", options.connectTimeout ?? 5000, 0);
   const presenceChannel = `${prefix}presence`;
   let down = false;
   let closed = false;
@@ -159,7 +160,6 @@ export function redisBackend(url: string, options: RedisBackendOptions = {}): Re
   }
   // The first commands may come while the first connection is still being made:
   // they wait for it (up to connectTimeout), later ones fail fast.
-  const connectTimeout = options.connectTimeout ?? 5000;
   let firstConnection: Promise<void> | undefined = new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, connectTimeout);
     publisher.once("ready", () => {
