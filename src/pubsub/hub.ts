@@ -92,6 +92,13 @@ interface Subscription {
   holdLimit: number;
   /** Set when more than `holdLimit` arrived during the replay. */
   overflowed: boolean;
+  /**
+   * The last position sent from the history, until a live message past it
+   * arrives: a backend reads history and receives live messages on separate
+   * connections, so a message the read returned may still arrive live after
+   * the replay ended. Live messages at or before it are not sent again.
+   */
+  replayedUpTo: StreamPosition | undefined;
 }
 
 /** What the hub is made with, beside the counters. */
@@ -180,6 +187,7 @@ export class TopicHub implements Topics {
       held: undefined,
       holdLimit: 0,
       overflowed: false,
+      replayedUpTo: undefined,
     };
     let special = this.#special.get(topic);
     if (!special) this.#special.set(topic, special = new Map());
@@ -241,6 +249,7 @@ export class TopicHub implements Topics {
       return { recovered: false }; // unsubscribed (or closed) during the replay
     }
     let last = since.offset;
+    let lastPosition: StreamPosition | undefined;
     let result: SubscribeResult;
     if (!read) {
       this.#onError(failure);
@@ -251,6 +260,7 @@ export class TopicHub implements Topics {
       for (const stored of read.messages) {
         this.#sendReplayed(connection, subscription, topic, stored.data, stored.position);
         last = stored.position.offset;
+        lastPosition = stored.position;
       }
       result = { recovered: true, position: read.position };
     } else {
@@ -262,7 +272,9 @@ export class TopicHub implements Topics {
       // Already sent from the history: the switch from replay to live sends nothing twice.
       if (result.recovered && position?.epoch === epoch && position!.offset <= last) continue;
       this.#sendReplayed(connection, subscription, topic, message.data, position);
+      lastPosition = position;
     }
+    if (result.recovered) subscription.replayedUpTo = lastPosition;
     if (failure !== undefined) return quietReject(failure);
     return result;
   }
@@ -465,6 +477,11 @@ export class TopicHub implements Topics {
       if (subscription.held) {
         this.#hold(subscription, message, position);
         continue;
+      }
+      const replayed = subscription.replayedUpTo;
+      if (replayed && position) {
+        if (position.epoch === replayed.epoch && position.offset <= replayed.offset) continue; // sent already
+        subscription.replayedUpTo = undefined;
       }
       const envelope = subscription.envelope;
       let frame: OutgoingData = message;
