@@ -95,7 +95,10 @@ export interface RedisBackend extends PubSubBackend {
  * import { serve } from "@wsport/wsport";
  * import { redisBackend } from "@wsport/wsport/redis";
  *
- * serve((ws) => ws.subscribe("chat"), { pubsub: redisBackend("redis://127.0.0.1:6379") });
+ * serve(async (ws) => {
+ *   ws.subscribe("chat");
+ *   for await (const _ of ws); // subscribed until the peer leaves
+ * }, { pubsub: redisBackend("redis://127.0.0.1:6379") });
  * ```
  *
  * @example History and presence, directly
