@@ -115,12 +115,6 @@ function anchors(text) {
   return new Set(seen.keys());
 }
 
-/**
- * Files a link may name before they exist on this branch: pages written on another branch that is
- * merged with this one. Remove an entry once the file is in the repository.
- */
-const PENDING = new Set(["docs/history.md"]);
-
 /** Problems with the relative links of a Markdown file: a missing file or heading. */
 function linkProblems(file, text) {
   const found = [];
@@ -138,7 +132,6 @@ function linkProblems(file, text) {
       const [path, anchor] = target.split("#");
       const resolved = path === "" ? file : join(dirname(file), decodeURIComponent(path));
       const shown = relative(root, resolved);
-      if (PENDING.has(shown)) continue;
       if (!existsSync(resolved)) {
         found.push(`${name}:${index + 1}: ${target}: no such file`);
       } else if (anchor !== undefined && resolved.endsWith(".md")) {
