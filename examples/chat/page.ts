@@ -90,6 +90,8 @@ export const CHAT_PAGE = `<!doctype html>
         if (!recovered && position) notice.textContent = "Some messages could not be recovered (" + reason + ").";
         advance(frame.subscribed.position);
         status.textContent = "connected";
+      } else if (frame.error) {
+        notice.textContent = "Not sent (" + frame.error + "): " + frame.text;
       } else if ("data" in frame) {
         const { text } = JSON.parse(frame.data);
         show(text);

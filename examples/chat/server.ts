@@ -49,8 +49,12 @@ const server = serve<{ room: string }>(async (ws) => {
     if (typeof message !== "string") continue;
     // The page's subscribe request (with the position to resume from): only its own room.
     if (follows && await answerTopicRequest(ws, message, { allow: (asked) => asked === topic })) continue;
-    // Not awaited: a Redis failure is counted and reported by the server, never thrown here.
-    ws.publish(topic, JSON.stringify({ room: ws.data.room, text: message }));
+    // Not awaited (the loop goes on reading). A Redis failure is counted and reported by the server;
+    // the sender is told, since a kept room's message then reaches nobody: nothing is delivered that
+    // the room's history lacks.
+    ws.publish(topic, JSON.stringify({ room: ws.data.room, text: message })).catch(() => {
+      ws.trySend(JSON.stringify({ room: ws.data.room, error: "not delivered, try again", text: message }));
+    });
   }
 }, {
   hostname: process.env.HOST ?? "localhost",
