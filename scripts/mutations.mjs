@@ -223,6 +223,37 @@ const MUTATIONS = [
     tests: ["tests/pubsub.test.ts"],
     filter: "Redis backend",
   },
+  // --- history and recovery ---
+  {
+    name: "in-memory recovery replays from the message the reader already has",
+    file: "src/history/memory.ts",
+    search: "const missing = since.offset + 1; // the first message the reader lacks",
+    replace: "const missing = since.offset; // the first message the reader lacks",
+    tests: ["tests/history.test.ts"],
+  },
+  {
+    name: "a position past the in-memory log is not an epoch change",
+    file: "src/history/memory.ts",
+    search: "if (since.epoch !== log.epoch || since.offset > log.last || since.offset < 0) {",
+    replace: "if (since.epoch !== log.epoch || since.offset < 0) {",
+    tests: ["tests/history.test.ts"],
+  },
+  {
+    name: "live messages held during a replay are sent again after it",
+    file: "src/pubsub/hub.ts",
+    search: "if (result.recovered && position?.epoch === epoch && position!.offset <= last) continue;",
+    replace: "",
+    tests: ["tests/history_redis.test.ts"],
+    filter: "50 missed",
+  },
+  {
+    name: "Redis recovery ignores the epoch",
+    file: "src/pubsub/redis_history.ts",
+    search: "if ARGV[3] ~= epoch or from > top then return { epoch, top, 'epoch', {} } end",
+    replace: "if from > top then return { epoch, top, 'epoch', {} } end",
+    tests: ["tests/redis_history.test.ts", "tests/history_redis.test.ts"],
+    filter: "epoch|FLUSHALL",
+  },
 ];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");

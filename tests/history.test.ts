@@ -115,7 +115,12 @@ test(
     timeout: 30_000,
   },
   async () => {
-    const history = { "small": { size: 5 }, "brief": { size: 100, ttl: 200 }, "feed": { size: 100 } };
+    const history = {
+      "small": { size: 5 },
+      "brief": { size: 100, ttl: 200 },
+      "feed": { size: 100 },
+      "ahead": { size: 10 },
+    };
     await using server = feedServer({ history });
     const client = await FeedClient.open(server.url);
 
@@ -144,6 +149,13 @@ test(
     assert.equal(epoch!.recovered, false);
     assert.equal(epoch!.reason, "epoch");
     assert.notEqual(epoch!.position!.epoch, foreign.epoch);
+
+    // A position past the topic's last message, in its epoch, cannot be real: it reads as another epoch.
+    const last = (await server.publish("ahead", "only")).position!;
+    const ahead = await client.subscribe("ahead", { epoch: last.epoch, offset: last.offset + 5 });
+    assert.equal(ahead!.recovered, false);
+    assert.equal(ahead!.reason, "epoch");
+    assert.deepEqual(ahead!.position, last);
 
     // A topic without history cannot resume.
     const none = await client.subscribe("plain", { epoch: foreign.epoch, offset: 1 });
