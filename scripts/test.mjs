@@ -67,10 +67,10 @@ function usage(message) {
 }
 
 function ensureNodeModules() {
-  if (existsSync(bin("deno")) && existsSync(bin("bun")) && NODES.every(({ binary }) => existsSync(binary))) {
-    return;
-  }
-  console.log("test: node_modules is missing; running npm ci");
+  const needed = [bin("deno"), bin("bun"), ...NODES.map(({ binary }) => binary)];
+  const missing = needed.filter((path) => !existsSync(path)).map((path) => relative(root, path));
+  if (missing.length === 0) return;
+  console.log(`test: ${missing.join(", ")} missing; running npm ci`);
   const result = spawnSync("npm", ["ci"], { cwd: root, stdio: "inherit" });
   if (result.status !== 0) {
     console.error("test: npm ci failed; run it by hand and try again");
