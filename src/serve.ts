@@ -105,7 +105,8 @@ export class Server<Data = unknown> extends WebSocketServer<Data> {
  *
  * `handler` serves every path; a {@linkcode Routes} object instead serves
  * each path pattern with its own handler (`ws.params` holds the matched
- * parameters) and answers other paths 404 before upgrading.
+ * parameters) and answers other paths 404 before upgrading. Routes need the
+ * runtime's `URLPattern`, which Node 22 lacks (see {@linkcode Routes}).
  *
  * @example Echo server, stopped by an AbortSignal
  * ```ts

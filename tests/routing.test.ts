@@ -1,14 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type Connection, createServer, InvalidOption } from "../mod.ts";
+import { type Connection, createServer, InvalidOption, serve } from "../mod.ts";
 import { assertEchoes, startServer, TestClient, waitFor, within } from "./helpers.ts";
 import { rawRequest, UPGRADE_HEADERS } from "./raw.ts";
+import { noURLPattern } from "./runtime.ts";
 
 const echo = async (ws: Connection) => {
   for await (const message of ws) await ws.send(message);
 };
 
-test("routes: each path gets its handler, and route params reach ws.params and processRequest", async () => {
+test("routes: each path gets its handler, and route params reach ws.params and processRequest", {
+  skip: noURLPattern,
+}, async () => {
   const seen: Record<string, string | undefined>[] = [];
   await using server = startServer({
     "/rooms/:room": async (ws) => {
@@ -44,7 +47,9 @@ test("routes: each path gets its handler, and route params reach ws.params and p
   assert.equal(server.counters.accepted, 4);
 });
 
-test("routes: an unknown path is refused 404 before upgrading, and no connection is made", async () => {
+test("routes: an unknown path is refused 404 before upgrading, and no connection is made", {
+  skip: noURLPattern,
+}, async () => {
   let handlerCalls = 0;
   await using server = startServer({
     "/echo": async (ws) => {
@@ -79,7 +84,9 @@ test("routes: an unknown path is refused 404 before upgrading, and no connection
   assert.equal(handlerCalls, 1);
 });
 
-test("routes: processRequest still sees every request, so a health check works beside the routes", async () => {
+test("routes: processRequest still sees every request, so a health check works beside the routes", {
+  skip: noURLPattern,
+}, async () => {
   await using server = startServer({ "/ws": echo }, {
     processRequest(request, context) {
       const url = new URL(request.url);
@@ -115,7 +122,9 @@ test("routes: processRequest still sees every request, so a health check works b
   assert.equal(server.counters.accepted, 1);
 });
 
-test("routes: the first matching route wins; async processRequest gets the params too", async () => {
+test("routes: the first matching route wins; async processRequest gets the params too", {
+  skip: noURLPattern,
+}, async () => {
   await using server = startServer({
     "/rooms/lobby": (ws) => ws.send("the lobby"),
     "/rooms/:room": (ws) => ws.send(`room ${ws.params.room} for ${(ws.data as { user: string }).user}`),
@@ -138,17 +147,48 @@ test("a single handler still serves every path, with empty params", async () => 
   assert.equal(server.counters.refused.notFound, 0);
 });
 
-test("routes: a handler's connection closes like any other on server.close()", async () => {
-  const server = startServer({ "/hold": (ws) => ws.closed.then(() => {}) });
-  const client = await TestClient.open(`${server.url}/hold`);
-  await waitFor(() => server.connections.size === 1, 5000, "connection");
-  await within(server.close(), 15_000, "close");
-  assert.deepEqual(await client.closed, { code: 1001, reason: "going away" });
-});
+test(
+  "routes: a handler's connection closes like any other on server.close()",
+  { skip: noURLPattern },
+  async () => {
+    const server = startServer({ "/hold": (ws) => ws.closed.then(() => {}) });
+    const client = await TestClient.open(`${server.url}/hold`);
+    await waitFor(() => server.connections.size === 1, 5000, "connection");
+    await within(server.close(), 15_000, "close");
+    assert.deepEqual(await client.closed, { code: 1001, reason: "going away" });
+  },
+);
 
-test("routes: patterns that are not paths, and handlers that are not functions, are rejected", () => {
+test("routes: patterns that are not paths, and handlers that are not functions, are rejected", {
+  skip: noURLPattern,
+}, () => {
   assert.throws(() => createServer({ "rooms/:room": echo }), InvalidOption);
   assert.throws(() => createServer({ "/rooms/(": echo }), InvalidOption);
   assert.throws(() => createServer({ "/x": "nope" as unknown as typeof echo }), InvalidOption);
   assert.throws(() => createServer({}), InvalidOption);
+});
+
+test("routes on a runtime without URLPattern throw InvalidOption naming the cause and the fix", async () => {
+  // Runs everywhere: on a runtime that has URLPattern, it is taken away for the duration.
+  const saved = Object.getOwnPropertyDescriptor(globalThis, "URLPattern");
+  if (saved) delete (globalThis as { URLPattern?: unknown }).URLPattern;
+  try {
+    // Thrown before anything listens.
+    assert.throws(() => serve({ "/rooms/:room": echo }, { hostname: "127.0.0.1", port: 0 }), (error) => {
+      assert.ok(error instanceof InvalidOption, String(error));
+      assert.match(error.message, /^routes: this runtime has no global URLPattern/);
+      assert.match(error.message, /Node 23\.8 or later/);
+      assert.match(error.message, /globalThis\.URLPattern/);
+      assert.match(error.message, /urlpattern-polyfill/);
+      return true;
+    });
+    // One handler for every path needs no URLPattern.
+    await using server = startServer(echo);
+    const client = await TestClient.open(`${server.url}/any/path`);
+    await assertEchoes(client);
+    client.close();
+    await client.closed;
+  } finally {
+    if (saved) Object.defineProperty(globalThis, "URLPattern", saved);
+  }
 });

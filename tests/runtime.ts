@@ -19,3 +19,9 @@ export const engine = serveAdapter(undefined).runtime as "bun" | "deno" | "ws";
 export function runArgs(file: string): string[] {
   return runtime === "deno" ? ["run", "-A", file] : [file];
 }
+
+/** Whether the runtime has a global `URLPattern`, which routes need (Node 22 has none; Node 23.8+ has it). */
+export const hasURLPattern = typeof (globalThis as { URLPattern?: unknown }).URLPattern === "function";
+
+/** `{ skip: noURLPattern }` for the tests that need `URLPattern`: the reason on a runtime without it. */
+export const noURLPattern: string | false = !hasURLPattern && "no URLPattern on Node 22 (Node 23.8+ has it)";

@@ -21,7 +21,8 @@ import process from "node:process";
 import { answerTopicRequest, type HistoryRule, type PubSubBackend, serve } from "../../mod.ts";
 import { CHAT_PAGE } from "./page.ts";
 
-const rooms = new URLPattern({ pathname: "/rooms/:room" });
+/** `/rooms/NAME`: one path segment, still percent-encoded (a plain pattern: Node 22 has no URLPattern). */
+const ROOM_PATH = /^\/rooms\/([^/]+)$/;
 const ROOM_HISTORY: HistoryRule = { size: 200, ttl: 10 * 60_000 };
 
 let pubsub: PubSubBackend | undefined;
@@ -67,10 +68,10 @@ const server = serve<{ room: string }>(async (ws) => {
     if (url.pathname === "/") {
       return new Response(CHAT_PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
     }
-    const match = rooms.exec(url);
+    const match = ROOM_PATH.exec(url.pathname);
     if (!match) return new Response("404 Not Found\n", { status: 404 });
     try {
-      context.data = { room: decodeURIComponent(match.pathname.groups.room!) };
+      context.data = { room: decodeURIComponent(match[1]) };
     } catch {
       return new Response("400 Bad Request: the room name is not valid percent-encoding\n", { status: 400 });
     }
