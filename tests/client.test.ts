@@ -344,12 +344,12 @@ test("reconnect(): survives a server restart on the same port, with growing dela
     const delays = retries.map((retry) => retry.delay);
     for (let i = 1; i < delays.length; i++) assert.ok(delays[i] > delays[i - 1], `delays ${delays}`);
     assert.deepEqual(delays.slice(0, 4), [80, 160, 320, 640]);
-    // The time between failed attempts is at least the announced wait, and grows.
+    // The time between failed attempts is at least the announced wait (which grows, above). Not
+    // compared with each other: a refused attempt takes 2 ms, or 140 ms on a loaded machine.
     const gaps = retries.slice(1).map((retry, i) => retry.at - retries[i].at);
     for (let i = 0; i < gaps.length; i++) {
       assert.ok(gaps[i] >= delays[i] - 5, `gaps ${gaps}, delays ${delays}`);
     }
-    for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] > gaps[i - 1], `gaps ${gaps}`);
     assert.ok(retries.every((retry) => retry.error instanceof InvalidHandshake));
 
     controller.abort();
