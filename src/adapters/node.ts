@@ -152,9 +152,13 @@ function frame(data: OutgoingData): Frame {
   if (length <= MERGE_LIMIT) {
     const target = B.allocUnsafe(headerSize(length) + length);
     const offset = writeHeader(target, 2, length);
-    if (data instanceof Uint8Array) target.set(data, offset);
-    else if (ArrayBuffer.isView(data)) target.set(new Uint8Array(data.buffer, data.byteOffset, length), offset);
-    else target.set(new Uint8Array(data), offset);
+    // Copied from a Uint8Array over the bytes: no Buffer made for the payload.
+    const bytes = data instanceof Uint8Array
+      ? data
+      : ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, length)
+      : new Uint8Array(data);
+    target.set(bytes, offset);
     return target;
   }
   const payload = ArrayBuffer.isView(data)
