@@ -1,7 +1,23 @@
-// The ws engine's compression cost, with bench/compression_client.mjs (README, "Engines"):
-//   node --expose-gc bench/compression_server.ts 1 (compression on; 0: off), then the client with the port.
+// The compression cost per runtime, with bench/compression_client.mjs (docs/runtimes.md, "Compression"):
+//   node --expose-gc bench/compression_server.ts 1     (Node 24, the ws engine; 0: compression off)
+//   bun bench/compression_server.ts 1                  (Bun: uWebSockets' permessage-deflate)
+//   deno run -A --v8-flags=--expose-gc bench/compression_server.ts 1   (Deno's default engine, the ws engine)
+// prints the port; then `node bench/compression_client.mjs PORT 1000 20000 4096`. `GET /__gc` collects
+// garbage and answers with the process RSS and CPU time so far.
+import process from "node:process";
 import { serve } from "../mod.ts";
+
 const compression = process.argv[2] === "1";
+
+/** A full collection where the runtime offers one (Node and Deno with --expose-gc, Bun always). */
+function collectGarbage(): void {
+  const bun = (globalThis as { Bun?: { gc(force: boolean): void } }).Bun;
+  if (bun) return bun.gc(true);
+  const gc = (globalThis as { gc?: (options?: object) => void }).gc;
+  if (!gc) throw new Error("run with --expose-gc (node) or --v8-flags=--expose-gc (deno)");
+  gc({ type: "major", execution: "sync", flavor: "last-resort" });
+}
+
 const server = serve(async (ws) => {
   for await (const m of ws) await ws.send(m);
 }, {
@@ -10,11 +26,7 @@ const server = serve(async (ws) => {
   compression,
   processRequest(_r, c) {
     if (c.url.pathname === "/__gc") {
-      (globalThis as unknown as { gc(options: object): void }).gc({
-        type: "major",
-        execution: "sync",
-        flavor: "last-resort",
-      });
+      collectGarbage();
       const cpu = process.cpuUsage();
       return Response.json({ rss: process.memoryUsage().rss, cpuUs: cpu.user + cpu.system });
     }

@@ -11,6 +11,7 @@ import {
   type CloseInfo,
   ConnectionClosed,
   ConnectionClosedOK,
+  isNormalClose,
   quietReject,
 } from "./errors.ts";
 import type { ServerCounters } from "./counters.ts";
@@ -711,15 +712,17 @@ export class Connection<Data = unknown> implements AsyncIterable<Message> {
       extras.drainTimer = undefined;
     }
     waitingForDrain.delete(this as Connection);
-    // The error is made only if someone will see it: a stack capture per close shows in churn profiles.
-    const needError = this.#resolveNext || this.#drainWaiters || extras?.controller;
-    const error = needError ? ConnectionClosed.from(info) : undefined;
+    // The error is made only if someone will see it: a stack capture per close shows in churn profiles
+    // (a `for await` loop that ends normally does not see one).
+    const normal = isNormalClose(code);
+    let error: ConnectionClosed | undefined;
     while (this.#resolveNext) {
       const resolve = this.#resolveNext, reject = this.#rejectNext!, iterating = this.#nextIterates;
       this.#shiftWaiters();
-      if (iterating && error instanceof ConnectionClosedOK) resolve({ done: true, value: undefined });
-      else reject(error);
+      if (iterating && normal) resolve({ done: true, value: undefined });
+      else reject(error ??= ConnectionClosed.from(info));
     }
+    if (this.#drainWaiters || extras?.controller) error ??= ConnectionClosed.from(info);
     if (error) this.#rejectDrainWaiters(error);
     const topics = extras?.topics;
     if (topics?.size) {

@@ -36,6 +36,11 @@ export function quietReject<T>(error: unknown): Promise<T> {
 /** Close codes that count as a normal end of a connection. */
 const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005]);
 
+/** Whether a close with `code` is a normal end ({@linkcode ConnectionClosedOK}). */
+export function isNormalClose(code: number): boolean {
+  return NORMAL_CLOSE_CODES.has(code);
+}
+
 /**
  * Raised by `recv()`, `send()` and iteration once a connection is closed.
  *
@@ -75,7 +80,7 @@ export class ConnectionClosed extends Error {
    * ```
    */
   static from(info: CloseInfo): ConnectionClosed {
-    return NORMAL_CLOSE_CODES.has(info.code)
+    return isNormalClose(info.code)
       ? new ConnectionClosedOK(info.code, info.reason)
       : new ConnectionClosedError(info.code, info.reason);
   }

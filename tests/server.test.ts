@@ -22,6 +22,35 @@ test("echoes text as text and binary as binary", async () => {
   assert.equal((await client.closed).code, 1000);
 });
 
+test("binary messages a handler keeps stay intact as more arrive, and do not keep a large buffer alive", async () => {
+  const sizes = [0, 1, 40, 64, 65, 100, 1000, 1024, 2047, 2048, 2049, 3000, 5000, 20000, 70000];
+  const count = sizes.length * 4;
+  const pattern = (index: number, size: number) => new Uint8Array(size).map((_, i) => (index * 31 + i) & 255);
+  let problems: string[] | undefined; // recorded here, asserted below
+  await using server = startServer(async (ws) => {
+    const kept: Uint8Array[] = [];
+    while (kept.length < count) kept.push(await ws.recv() as Uint8Array);
+    problems = [];
+    kept.forEach((message, index) => {
+      const expected = pattern(index, sizes[index % sizes.length]);
+      if (Buffer.compare(message, expected) !== 0) problems!.push(`message ${index} changed`);
+      // What keeping one message keeps alive: itself, or a buffer of 16 KiB, or 4 times itself.
+      const limit = Math.max(16 * 1024, 4 * message.byteLength);
+      if (message.buffer.byteLength > limit) {
+        problems!.push(`message ${index} (${message.byteLength} B) keeps ${message.buffer.byteLength} B`);
+      }
+    });
+    await ws.send("checked");
+  });
+  const client = await TestClient.open(server.url);
+  // In one burst, so that many messages arrive in each read.
+  for (let index = 0; index < count; index++) client.send(pattern(index, sizes[index % sizes.length]));
+  assert.equal(await client.next(), "checked");
+  assert.deepEqual(problems, []);
+  client.close();
+  await client.closed;
+});
+
 test("a handler that returns closes the connection with 1000", async () => {
   await using server = startServer(async (ws) => {
     await ws.send("bye");

@@ -6,6 +6,8 @@
  * as described in ./common.ts. Run under deno or bun; prints one JSON line
  * `{ port, pid, runtime }` once listening.
  *
+ * With `RAW_WS=1` in the environment, Deno runs the Node branch (ws on node:http) instead of `Deno.serve`.
+ *
  * With `RAW_KEEPS_HEADERS=1` in the environment, the raw server also keeps a
  * copy of each upgrade request's URL and headers for the socket's life, as
  * wsport does for `ws.request`: the idle workload then shows what that copy
@@ -90,7 +92,8 @@ if (isBun) {
     },
   });
   announce(server.port);
-} else if (isNode) {
+} else if (isNode || process.env.RAW_WS === "1") {
+  // (RAW_WS=1 runs this branch on Deno too, through its Node layer: bench/deno_layers.ts.)
   const http = await import("node:http");
   const { WebSocketServer } = await import("ws");
   const wss = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: 1024 * 1024 });

@@ -16,8 +16,6 @@ export interface WsSocket {
   readonly bufferedAmount: number;
   /** The negotiated extensions, "" for none. */
   readonly extensions: string;
-  /** How binary messages are delivered: "nodebuffer", "arraybuffer" or "fragments". */
-  binaryType: string;
   /** Sends a data frame (compressed when permessage-deflate was negotiated). */
   send(data: string | ArrayBuffer | ArrayBufferView): void;
   /** Starts the closing handshake. */
@@ -30,11 +28,8 @@ export interface WsSocket {
   pause(): void;
   /** Resumes reading the socket. */
   resume(): void;
-  /** A data message arrived: text as a Buffer with `isBinary` false. */
-  on(
-    event: "message",
-    listener: (this: WsSocket, data: Buffer | ArrayBuffer, isBinary: boolean) => void,
-  ): this;
+  /** A data message arrived, as a Buffer (binaryType "nodebuffer", the default); text with `isBinary` false. */
+  on(event: "message", listener: (this: WsSocket, data: Buffer, isBinary: boolean) => void): this;
   /** The connection closed: the peer's code (1005 none, 1006 no close frame) and reason. */
   on(event: "close", listener: (this: WsSocket, code: number, reason: Buffer) => void): this;
   /** A protocol error or a limit: ws then closes with the error's status code. */
