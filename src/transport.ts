@@ -12,7 +12,12 @@
 /** Data a connection can send: text, or binary in any buffer form. */
 export type OutgoingData = string | ArrayBuffer | ArrayBufferView;
 
-/** A received message: `string` for a text frame, `Uint8Array` for binary. */
+/**
+ * A received message: `string` for a text frame, `Uint8Array` for binary.
+ * A binary message may be a view of a larger `ArrayBuffer` (the ws engine
+ * copies small messages into a shared 16 KiB buffer): use `byteOffset` and
+ * `byteLength`, or `slice()` for a buffer of its own.
+ */
 export type Message = string | Uint8Array;
 
 /**
