@@ -1,7 +1,7 @@
 /**
  * Memory against hostile or hasty peers, per engine: a fragment flood, a
  * client that pipelines faster than its handler reads, and a broadcast to
- * many subscribers. The ws engine (Node, Deno's default) bounds all three;
+ * many subscribers. The ws engine (Node; Deno with engine "ws") bounds all three;
  * where an engine cannot, the test says what it does instead.
  */
 import { test } from "node:test";
