@@ -125,3 +125,34 @@ test(
     }
   },
 );
+
+test(
+  "examples/hono.ts serves its page, echoes on /ws, refuses /private/ws without the token (401), and exits 0",
+  { timeout: 30_000, skip: runtime === "node" && "the Hono middleware embeds in Deno.serve and Bun.serve" },
+  async () => {
+    const example = await runExample("hono.ts", "listening");
+    try {
+      const base = `127.0.0.1:${example.port}`;
+      const page = await fetch(`http://${base}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /wsport \+ Hono/);
+      const client = await TestClient.open(`ws://${base}/ws`);
+      client.send("over hono");
+      assert.equal(await client.next(), "over hono");
+      const refused = await fetch(`http://${base}/private/ws`);
+      assert.equal(refused.status, 401);
+      assert.equal(refused.headers.get("www-authenticate"), 'Bearer realm="wsport"');
+      await refused.body?.cancel();
+      const holder = await TestClient.open(`ws://${base}/private/ws?token=secret`);
+      assert.equal(await holder.next(), "hello, token holder");
+      holder.send("private echo");
+      assert.equal(await holder.next(), "private echo");
+      example.child.kill("SIGTERM");
+      assert.equal((await client.closedWithin(10_000)).code, 1001);
+      assert.equal((await holder.closedWithin(10_000)).code, 1001);
+      await exitedCleanly(example, "stopped");
+    } finally {
+      example.child.kill("SIGKILL");
+    }
+  },
+);
