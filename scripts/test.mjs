@@ -5,10 +5,10 @@
 //
 //   node scripts/test.mjs [paths…] [--filter=REGEX] [--phase-limit=S] [--test-limit=S] [--json=FILE]
 //
-// Phases: `deno test` and `bun test` over the same `*.test.{ts,mts,js,mjs}` files (found here, so
-// both get the same list), then `node --test` over the `*.node-test.mjs` files (tests that drive
-// another runtime from Node). Paths narrow the files, --filter the test names. A run fails, beside
-// failing tests, when a phase
+// Phases: `deno test` (twice: Deno's default engine, ws, and its native engine) and `bun test` over the
+// same `*.test.{ts,mts,js,mjs}` files (found here, so all get the same list), then `node --test` over
+// the `*.node-test.mjs` files (tests that drive another runtime from Node). Paths narrow the files,
+// --filter the test names. A run fails, beside failing tests, when a phase
 //   - ends without its summary, or runs no test (a test that calls process.exit ends it early);
 //   - exits non-zero without a failing test, or reports fewer results than the tests it announced;
 //   - passes its wall-clock limit, or one test runs past the per-test limit (the run names it);
@@ -26,7 +26,7 @@ const bin = (name) => join(root, "node_modules", ".bin", name);
 const START_MARK = "::wsport-test-start::";
 
 /** The phases, by the names `--phases` takes: every one runs unless it narrows them (scripts/mutations.mjs does). */
-const PHASES = ["deno", "deno-ws", "bun", "node24", "node22", "node"];
+const PHASES = ["deno", "deno-native", "bun", "node24", "node22", "node"];
 
 function parseArgs(argv) {
   const options = {
@@ -475,8 +475,9 @@ const problems = [...selectionProblems];
 
 if (runtimeFiles.length > 0) {
   const filter = options.filter ? [`--filter=/${options.filter}/`] : [];
-  // Deno colours its output whenever FORCE_COLOR is set, whatever its value.
-  const { FORCE_COLOR: _, ...denoEnv } = process.env;
+  // Deno colours its output whenever FORCE_COLOR is set, whatever its value. The first Deno phase runs
+  // the default engine, whatever the caller's environment says.
+  const { FORCE_COLOR: _, WSPORT_DENO_ENGINE: __, ...denoEnv } = process.env;
   const denoTracker = new DenoTracker();
   if (options.phases.has("deno")) {
     const deno = await runPhase(
@@ -488,16 +489,17 @@ if (runtimeFiles.length > 0) {
     phases.push(judge("deno", deno, denoTracker, { expectPerFile: true }));
   }
 
-  // The same files on Deno's ws engine (node:http + ws); the phase above runs the native engine.
-  if (options.phases.has("deno-ws")) {
-    const denoWsTracker = new DenoTracker();
-    const denoWs = await runPhase(
+  // The same files on Deno's native engine (Deno.serve + Deno.upgradeWebSocket); the phase above runs
+  // the default, the ws engine (node:http + ws).
+  if (options.phases.has("deno-native")) {
+    const denoNativeTracker = new DenoTracker();
+    const denoNative = await runPhase(
       bin("deno"),
       ["test", "-A", "--no-check", ...filter, ...runtimeFiles],
-      denoWsTracker,
-      { ...limits, env: { ...denoEnv, NO_COLOR: "1", WSPORT_DENO_ENGINE: "ws" } },
+      denoNativeTracker,
+      { ...limits, env: { ...denoEnv, NO_COLOR: "1", WSPORT_DENO_ENGINE: "native" } },
     );
-    phases.push(judge("deno (ws engine)", denoWs, denoWsTracker, { expectPerFile: true }));
+    phases.push(judge("deno (native engine)", denoNative, denoNativeTracker, { expectPerFile: true }));
   }
 
   const bunTracker = new BunTracker();

@@ -1,7 +1,7 @@
 /**
- * Which engine `serve()` runs on: Bun's own, Deno's own ("native", Deno's
- * default), or the ws engine (`node:http` and the `ws` package), which is
- * Node's only engine and Deno's other one.
+ * Which engine `serve()` runs on: Bun's own, the ws engine (`node:http` and
+ * the `ws` package), which is Node's only engine and Deno's default, or
+ * Deno's own ("native": `Deno.serve` and `Deno.upgradeWebSocket`).
  *
  * Kept apart from `runtime.ts` (what `createServer()` embeds with) so that the
  * ws engine is not in the module graph of the Workers and Hono entry points.
@@ -24,8 +24,18 @@ export type Engine = "ws" | "native";
 /** The environment variable that picks Deno's engine when the `engine` option is not given. */
 export const DENO_ENGINE_VARIABLE = "WSPORT_DENO_ENGINE";
 
-/** ws reads this variable when it loads, which on Deno needs the env permission. */
+/**
+ * ws reads this variable when it loads, which on Deno needs the env permission. (ws 8 also reads
+ * WS_NO_UTF_8_VALIDATE, but only where `node:buffer` lacks `isUtf8`, which Deno has.)
+ */
 const WS_VARIABLE = "WS_NO_BUFFER_UTIL";
+
+const WS_PACKAGE_MISSING =
+  'the npm package ws ("ws": "npm:ws@^8.18.0" in deno.json imports, or in package.json)';
+const ENV_MISSING = `--allow-env (or --allow-env=${WS_VARIABLE}), which ws reads when it loads`;
+
+/** Whether the fallback to Deno's native engine was reported: once per process is enough. */
+let fallbackReported = false;
 
 interface DenoPermissions {
   permissions: { querySync(descriptor: { name: "env"; variable: string }): { state: string } };
@@ -61,20 +71,27 @@ export function serveAdapter(engine: Engine | undefined): Adapter {
         chosen = value;
       }
     }
-    // Deno's native engine stays the default until the bench shows the ws engine faster there
-    // (README, "Engines"); the ws engine is one option or one variable away.
-    if (chosen !== "ws") return denoAdapter;
-    if (!wsResolvable()) {
-      throw new InvalidOption(
-        'wsport: the ws engine needs the npm package ws ("ws": "npm:ws@^8.18.0" in deno.json imports, or in package.json)',
+    if (chosen === "native") return denoAdapter;
+    // The ws engine is Deno's default: it bounds memory against any peer and is faster there
+    // (README, "Engines"). A default that cannot run falls back to the native engine and says why;
+    // a deliberate `engine: "ws"` fails instead.
+    const missing = !wsResolvable()
+      ? WS_PACKAGE_MISSING
+      : !denoMayRead(deno, WS_VARIABLE)
+      ? ENV_MISSING
+      : undefined;
+    if (missing === undefined) return wsAdapter;
+    if (chosen === "ws") throw new InvalidOption(`wsport: the ws engine needs ${missing}`);
+    if (!fallbackReported) {
+      fallbackReported = true;
+      console.warn(
+        `wsport: serve() runs on Deno's native engine, because its default ws engine needs ${missing}. ` +
+          "The native engine does not bound memory against a peer: it assembles each message (a fragmented " +
+          "one without any limit) before wsport checks maxMessageSize, and it cannot pause reading. Add what is missing, or choose " +
+          `engine: "native" (or ${DENO_ENGINE_VARIABLE}=native) to keep the native engine without this warning.`,
       );
     }
-    if (!denoMayRead(deno, WS_VARIABLE)) {
-      throw new InvalidOption(
-        `wsport: the ws engine needs --allow-env (or --allow-env=${WS_VARIABLE}), which ws reads when it loads`,
-      );
-    }
-    return wsAdapter;
+    return denoAdapter;
   }
   const process = (globalThis as { process?: { versions?: { node?: string } } }).process;
   if (process?.versions?.node) {

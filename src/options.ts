@@ -33,15 +33,15 @@ export interface LimitOptions {
    * never more than its UTF-8 size) plus 64 bytes, and the queue may hold
    * `maxQueue × (maxMessageSize + 64)` charged bytes per connection (16 MiB +
    * 1 KiB with the defaults; a JavaScript string stores one or two bytes per
-   * code unit). Python pauses reading there, and so does the ws engine (Node;
-   * Deno with `engine: "ws"`), resuming at a quarter of the budget. Bun and
+   * code unit). Python pauses reading there, and so does the ws engine (Node,
+   * and Deno's default), resuming at a quarter of the budget. Bun and
    * Deno's native engine cannot pause reading a WebSocket, so there the
    * message that would pass the budget closes the connection with 1013 (try
    * again later), is dropped and counted, and the messages already queued can
    * still be read. (Deno's native engine assembles each message, any frame
    * under 64 MiB and fragmented messages without limit, before wsport can
-   * check its size: a public server there needs the ws engine or a
-   * size-limiting proxy in front.) Default 16.
+   * check its size: a public server there needs the ws engine, Deno's
+   * default, or a size-limiting proxy in front.) Default 16.
    */
   maxQueue?: number;
   /**
@@ -65,7 +65,7 @@ export interface LimitOptions {
   closeTimeout?: number;
   /**
    * Offers permessage-deflate (RFC 7692) to clients that ask for it: on the ws
-   * engine (Node; Deno with `engine: "ws"`) and on Bun. It trades CPU, and on
+   * engine (Node, and Deno's default) and on Bun. It trades CPU, and on
    * the ws engine memory per compressing connection, for bandwidth: see
    * docs/runtimes.md, "Compression", for the measured cost. Deno's native engine
    * cannot compress and ignores it. Default `false`.

@@ -25,13 +25,15 @@ export interface ServeOptions<Data = unknown> extends ServerOptions<Data> {
   onListen?(addr: ListenAddress): void;
   /**
    * The WebSocket engine. `"ws"` (node:http and the `ws` package) is Node's
-   * engine and an option on Deno: it bounds memory against any peer, pauses
+   * engine and Deno's default: it bounds memory against any peer, pauses
    * reading when the handler falls behind, and can compress. `"native"` is the
-   * runtime's own (`Deno.serve` and `Deno.upgradeWebSocket`, Deno's default;
-   * Bun's, its only one). On Deno the `WSPORT_DENO_ENGINE` environment
-   * variable sets the default, and the ws engine needs `--allow-env` (ws reads
-   * `WS_NO_BUFFER_UTIL`) and `ws` in the import map or package.json.
-   * Ignored when `adapter` is given.
+   * runtime's own (`Deno.serve` and `Deno.upgradeWebSocket` on Deno; Bun's,
+   * its only one). On Deno the `WSPORT_DENO_ENGINE` environment variable
+   * (`ws` or `native`) sets the default, and the ws engine needs `--allow-env`
+   * (ws reads `WS_NO_BUFFER_UTIL`) and `ws` in the import map or package.json:
+   * without them the default falls back to the native engine with one
+   * `console.warn`, and `"ws"` throws `InvalidOption`. Ignored when `adapter`
+   * is given.
    */
   engine?: Engine;
 }
@@ -101,7 +103,8 @@ export class Server<Data = unknown> extends WebSocketServer<Data> {
 
 /**
  * Starts a WebSocket server on Node, Deno or Bun, whichever runs it (on
- * Node over the ws engine; on Deno too with `engine: "ws"`).
+ * Node and Deno over the ws engine; on Deno with `engine: "native"` over
+ * `Deno.serve`; on Bun over its own engine).
  *
  * `handler` serves every path; a {@linkcode Routes} object instead serves
  * each path pattern with its own handler (`ws.params` holds the matched

@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { type Connection, serve, type ServerCounters } from "../mod.ts";
 import { startNonReader, startServer, TestClient, within } from "./helpers.ts";
 import { rawRequest } from "./raw.ts";
-import { noURLPattern, runArgs } from "./runtime.ts";
+import { engine, noURLPattern, runArgs } from "./runtime.ts";
 
 const echo = async (ws: Connection) => {
   for await (const message of ws) await ws.send(message);
@@ -163,9 +163,9 @@ test(
       child.kill("SIGTERM");
       await output.line(/^finished$/, closeTimeout + 2000);
       const exitedAlone = await within(exited, closeTimeout + 2000, "exit").then(() => true, () => false);
-      if (!exitedAlone && "Deno" in globalThis) {
-        // Deno 2.9 (README, "Graceful shutdown"): the Close frame's write waits behind writes the peer
-        // does not read, and that pending write holds the process until the peer leaves.
+      if (!exitedAlone && engine === "deno") {
+        // Deno 2.9's native engine (docs/shutdown-and-deployment.md): the Close frame's write waits behind
+        // writes the peer does not read, and that pending write holds the process until the peer leaves.
         await peer.kill();
         await within(exited, 2000, "exit once the peer left");
       } else {

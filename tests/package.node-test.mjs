@@ -73,7 +73,7 @@ await ws.close(1000, "done");
 const clientSaw = await ws.closed;
 const serverSaw = await serverClosed;
 await server.close();
-console.log(JSON.stringify({ text, bytes: Array.from(bytes), clientSaw, serverSaw }));
+console.log(JSON.stringify({ engine: server.adapter.runtime, text, bytes: Array.from(bytes), clientSaw, serverSaw }));
 `;
 
 /** Every entry loads, with its main exports (on Node 24; the redis entry loads ioredis). */
@@ -219,11 +219,12 @@ test("every entry of the installed package loads on Node 24 with its main export
   });
 });
 
-/** Runs ECHO with `command` and checks both ends of the round trip and the close. */
-async function assertEchoRuns(command, args, env = {}) {
+/** Runs ECHO with `command` and checks the engine that ran, both ends of the round trip and the close. */
+async function assertEchoRuns(engine, command, args, env = {}) {
   const { stdout } = await sh(command, args, { cwd: project, env });
   const seen = JSON.parse(stdout.trim().split("\n").at(-1));
   assert.deepEqual(seen, {
+    engine,
     text: "hello from the package",
     bytes: [1, 2, 3],
     clientSaw: { code: 1000, reason: "done" },
@@ -232,19 +233,19 @@ async function assertEchoRuns(command, args, env = {}) {
 }
 
 test("the installed package echoes and closes cleanly on Node 24 (ws engine)", async () => {
-  await assertEchoRuns(NODE24, ["echo.mjs"]);
+  await assertEchoRuns("ws", NODE24, ["echo.mjs"]);
 });
 
 test("the installed package echoes and closes cleanly on Bun", async () => {
-  await assertEchoRuns(BUN, ["echo.mjs"]);
+  await assertEchoRuns("bun", BUN, ["echo.mjs"]);
+});
+
+test("the installed package echoes and closes cleanly on Deno as npm:wsport (default: ws engine)", async () => {
+  await assertEchoRuns("ws", DENO, ["run", "-A", "echo.mjs"]);
 });
 
 test("the installed package echoes and closes cleanly on Deno as npm:wsport (native engine)", async () => {
-  await assertEchoRuns(DENO, ["run", "-A", "echo.mjs"]);
-});
-
-test("the installed package echoes and closes cleanly on Deno as npm:wsport (ws engine)", async () => {
-  await assertEchoRuns(DENO, ["run", "-A", "echo.mjs"], { WSPORT_TEST_ENGINE: "ws" });
+  await assertEchoRuns("deno", DENO, ["run", "-A", "echo.mjs"], { WSPORT_TEST_ENGINE: "native" });
 });
 
 test("a consumer type-checks against the shipped declarations with only @types/node (strict)", async () => {

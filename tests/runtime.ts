@@ -1,7 +1,9 @@
 /**
  * Which runtime and WebSocket engine the suite runs on, for the few tests
- * whose expectations differ by engine. The engine is what `serve()` picks
- * (on Deno, WSPORT_DENO_ENGINE=native selects Deno's own).
+ * whose expectations differ by engine: key those on `engine`, not `runtime`
+ * (Deno runs both the ws engine and its own). The engine is what `serve()`
+ * picks: on Deno the ws engine by default (phase `deno`), Deno's own with
+ * WSPORT_DENO_ENGINE=native (phase `deno-native`).
  */
 import { serveAdapter } from "../src/engine.ts";
 
@@ -12,7 +14,7 @@ export const runtime: "bun" | "deno" | "node" = "Bun" in globalThis
   ? "deno"
   : "node";
 
-/** The engine `serve()` uses here: Bun's, Deno's native one, or the ws engine (Node, Deno's default). */
+/** The engine `serve()` uses here: Bun's ("bun"), Deno's native one ("deno"), or the ws engine (Node, Deno's default). */
 export const engine = serveAdapter(undefined).runtime as "bun" | "deno" | "ws";
 
 /** The command that runs a TypeScript file on this runtime, with every permission on Deno. */

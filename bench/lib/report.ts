@@ -202,11 +202,11 @@ export function report({ machine, quick, reps, peers, started }: Run) {
     "runtime",
     "unit",
     "raw median (min–max)",
-    "wsport median (min–max)",
+    "wsport, default engine: median (min–max)",
     "wsport/raw",
     "server CPU µs per msg raw / wsport",
     "server busy raw / wsport",
-    "wsport, Deno native engine (×raw)",
+    'wsport, Deno native engine, engine: "native" (×raw)',
     ...(peers.length ? ["crossws (×raw)", "Hono (×raw)"] : []),
     "notes",
   ];

@@ -8,7 +8,11 @@ import type { Machine } from "./machine.ts";
 import { binaries, exists, kill, Lines, root, type Runtime, spawn, tail } from "./processes.ts";
 import { notes } from "./samples.ts";
 
-/** "wsport-native": wsport on Deno's native engine (WSPORT_DENO_ENGINE=native); "wsport" is the default engine. */
+/**
+ * "wsport": wsport on the runtime's default engine (on Deno the ws engine, set explicitly so that the
+ * caller's WSPORT_DENO_ENGINE cannot change it); "wsport-native": on Deno's native engine
+ * (WSPORT_DENO_ENGINE=native).
+ */
 export type Impl = "raw" | "wsport" | "wsport-native" | "crossws" | "hono";
 
 export interface ServerProcess {

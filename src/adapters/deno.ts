@@ -1,5 +1,7 @@
 /**
  * Deno adapter: `Deno.serve` and `Deno.upgradeWebSocket` translated to core events.
+ * It is Deno's native engine: what `serve()` runs with `engine: "native"` (the
+ * default is the ws engine) or when the ws engine cannot load there.
  *
  * Deno's server socket is a standard `WebSocket`: it has no drain event (the
  * core polls its exact `bufferedAmount`), no message size limit of wsport's
