@@ -9,7 +9,8 @@
 import { binaries, kill, Lines, root, rssBytes, type Runtime, sleep, spawn } from "./lib/processes.ts";
 
 const seconds = Number(Deno.args[Deno.args.indexOf("--seconds") + 1]) || 3;
-const runArgs: Record<Runtime, string[]> = { deno: ["run", "-A"], bun: [] };
+/** How each runtime runs the server (this bench measures Deno and Bun, below). */
+const runArgs: Record<Runtime, string[]> = { deno: ["run", "-A"], bun: [], node: [] };
 
 /** The server's RSS; 0 once it has gone. */
 function rssMiB(pid: number): number {

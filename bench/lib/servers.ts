@@ -33,7 +33,7 @@ export async function startServer(machine: Machine, runtime: Runtime, impl: Impl
     : runtime === "node"
     ? ["--expose-gc", script]
     : [script];
-  const env = impl === "wsport-native"
+  const env: Record<string, string> = impl === "wsport-native"
     ? { WSPORT_DENO_ENGINE: "native" }
     : impl === "wsport"
     ? { WSPORT_DENO_ENGINE: "ws" }

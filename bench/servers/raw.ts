@@ -109,14 +109,14 @@ if (isBun) {
     const data: SessionData & { request?: string } = sessionFor(url);
     // The same bytes wsport's copy of the request holds: the URL, then each header's name and value.
     if (keepsHeaders) data.request = [url.href, ...req.rawHeaders].join("\n");
-    wss.handleUpgrade(req, socket, head, (ws) => {
+    wss.handleUpgrade(req, socket, head, (ws: import("ws").WebSocket) => {
       if (data.workload === "echo") {
-        ws.on("message", (message, isBinary) => ws.send(message, { binary: isBinary }));
+        ws.on("message", (message: Buffer, isBinary: boolean) => ws.send(message, { binary: isBinary }));
       } else if (data.workload === "broadcast") {
         subscribers.add(ws);
         ws.on("close", () => subscribers.delete(ws));
         ws.send("ready");
-        ws.on("message", (message, isBinary) => {
+        ws.on("message", (message: Buffer, isBinary: boolean) => {
           const trigger = parsePublish(isBinary ? undefined : message.toString());
           if (!trigger) return;
           publishLoop(trigger.count, trigger.size, (payload) => {
