@@ -251,7 +251,7 @@ const MUTATIONS = [
     search: "if (result.recovered && position?.epoch === epoch && position!.offset <= last) continue;",
     replace: "",
     tests: ["tests/history_redis.test.ts"],
-    filter: "50 missed",
+    filter: "burst",
   },
   {
     name: "Redis recovery ignores the epoch",

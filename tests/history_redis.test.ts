@@ -99,6 +99,49 @@ test("history over Redis: 50 missed messages arrive once, in order, then live on
   }
 });
 
+test(
+  "history over Redis: a replay during a burst sends each message once (read from the history and held live)",
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const redis = await RedisServer.start();
+    try {
+      const [one, two] = twoServers(redis);
+      await using _one = one;
+      await using _two = two;
+      for (let round = 0; round < 10; round++) {
+        const topic = `feed:burst-${round}`;
+        const since = (await one.publish(topic, "before")).position!;
+        // Publishes in flight, 20 at a time, all the while the subscription is made: those that Redis
+        // runs between the SUBSCRIBE and the history read arrive live (held) and are in the read as well.
+        let publishing = true;
+        let n = 0;
+        const burst = (async () => {
+          while (publishing) {
+            await Promise.all(Array.from({ length: 20 }, () => one.publish(topic, `burst ${n++}`)));
+          }
+        })();
+        const back = await FeedClient.open(two.url);
+        const answer = await back.subscribe(topic, since);
+        publishing = false;
+        await burst;
+        const last = await settled(one, topic, 1 + n);
+        await waitFor(() => back.messages(topic).at(-1)?.offset === last, 10_000, `messages up to ${last}`);
+        assert.equal(answer!.recovered, true);
+        assert.deepEqual(
+          back.messages(topic).map((f) => f.offset),
+          range(since.offset + 1, last),
+          "once each",
+        );
+        await back.close();
+      }
+    } finally {
+      await redis.stop();
+    }
+  },
+);
+
 test("recovery over Redis fails with the reason (too far behind, expired, FLUSHALL); live goes on", {
   timeout: 60_000,
 }, async () => {
