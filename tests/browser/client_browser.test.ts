@@ -2,45 +2,20 @@
 // run in Debian's Chromium against a wsport server (and its reconnect() too).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { build } from "esbuild";
-import { chromium } from "playwright-core";
+import { blankPageAt, bundleWsport, launchChromium } from "./chromium.ts";
 import type { Connection } from "../../mod.ts";
 import { startServer } from "../helpers.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
 
 test("connect() works in a browser: echo of text and binary, close codes, headers refused", {
   timeout: 60_000,
 }, async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install the Debian package "chromium"`);
-  const bundle = await build({
-    entryPoints: [new URL("../../mod.ts", import.meta.url).pathname],
-    bundle: true,
-    format: "iife",
-    globalName: "wsport",
-    platform: "browser",
-    write: false,
-    // The ws engine's `import.meta.resolve("ws")` is in the bundle but never runs in a browser.
-    logOverride: { "empty-import-meta": "silent" },
-  });
-  const script = bundle.outputFiles[0].text;
+  const script = await bundleWsport();
   await using server = startServer(async (ws: Connection) => {
     for await (const message of ws) await ws.send(message);
   }, {
-    processRequest(request) {
-      if (new URL(request.url).pathname === "/") {
-        return new Response("<!doctype html><title>client</title>", {
-          headers: { "content-type": "text/html" },
-        });
-      }
-    },
+    processRequest: blankPageAt("client"),
   });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(`${server.http}/`);

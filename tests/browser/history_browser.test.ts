@@ -3,47 +3,23 @@
 // published, and the page still gets every message once, in order.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { build } from "esbuild";
-import { chromium } from "playwright-core";
+import { blankPageAt, bundleWsport, launchChromium } from "./chromium.ts";
 import { delay } from "../helpers.ts";
 import { feedServer } from "../history_helpers.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
 
 test("followTopics() in a browser resumes after its connection drops: each message once, in order", {
   timeout: 60_000,
 }, async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install the Debian package "chromium"`);
-  const bundle = await build({
-    entryPoints: [new URL("../../mod.ts", import.meta.url).pathname],
-    bundle: true,
-    format: "iife",
-    globalName: "wsport",
-    platform: "browser",
-    write: false,
-    // The ws engine's `import.meta.resolve("ws")` is in the bundle but never runs in a browser.
-    logOverride: { "empty-import-meta": "silent" },
-  });
+  const script = await bundleWsport();
   await using server = feedServer({
     history: { "feed": { size: 1000 } },
-    processRequest(request) {
-      if (new URL(request.url).pathname === "/") {
-        return new Response("<!doctype html><title>follow</title>", {
-          headers: { "content-type": "text/html" },
-        });
-      }
-    },
+    processRequest: blankPageAt("follow"),
   });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     await page.goto(`${server.http}/`);
-    await page.addScriptTag({ content: bundle.outputFiles[0].text });
+    await page.addScriptTag({ content: script });
     await page.evaluate(() => {
       // deno-lint-ignore no-explicit-any
       const g = globalThis as any;
